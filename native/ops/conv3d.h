@@ -1,0 +1,34 @@
+// 3D convolution on channels-last tensors (groups = 1).
+//   x      [N, D1, D2, D3, Cin]
+//   w      [Cout, k1, k2, k3, Cin]
+//   bias   [Cout] or undefined
+//   y      [N, O1, O2, O3, Cout],  Oi = (Di + 2*pad_i - dil_i*(k_i - 1) - 1) / stride_i + 1
+// float32 and float64 on the CPU. Every argument problem throws ds::Error.
+#pragma once
+#include <array>
+
+#include "core/tensor.h"
+
+namespace ds {
+
+struct Conv3dParams {
+  std::array<int64_t, 3> stride{1, 1, 1};
+  std::array<int64_t, 3> padding{0, 0, 0};
+  std::array<int64_t, 3> dilation{1, 1, 1};
+};
+
+// Validates shapes and parameters and returns (O1, O2, O3).
+std::array<int64_t, 3> conv3d_output_size(const Tensor& x, const Tensor& w, const Conv3dParams& p);
+
+Tensor conv3d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3dParams& p);
+
+struct Conv3dGrads {
+  Tensor grad_input;   // like x   (undefined unless requested)
+  Tensor grad_weight;  // like w   (undefined unless requested)
+  Tensor grad_bias;    // [Cout]   (undefined unless requested)
+};
+
+Conv3dGrads conv3d_backward(const Tensor& x, const Tensor& w, const Tensor& grad_out, const Conv3dParams& p,
+                            bool need_input = true, bool need_weight = true, bool need_bias = false);
+
+}  // namespace ds
