@@ -1,0 +1,103 @@
+// Cache-blocked, multi-threaded GEMM with pluggable packing (BLIS structure).
+//
+//   C[M, N] (+)= A[M, K] · B[K, N]
+//
+// The operands are never read directly by the compute kernel: a PackA object
+// copies an (mc x kc) block of A into MR-row micro-panels (for each k, MR
+// consecutive values) and a PackB object copies a (kc x nc) block of B into
+// NR-column micro-panels (for each k, NR consecutive values). A convolution
+// supplies packers that read the implicit im2col matrix straight from the
+// input tensor, so no im2col buffer is ever materialised.
+//
+// Loop nest per thread (jc: NC over N, pc: KC over K, ic: MC over M, then the
+// MR x NR micro-kernel over the packed block). Threads own disjoint tiles of C
+// (a 2-D grid chosen for balance) or, when C has too few tiles and K is long,
+// disjoint slices of K with per-thread partial sums that are reduced at the end.
+//
+// The micro-kernel is chosen at run time from simd_level(): AVX-512 8x32,
+// AVX2+FMA 6x16, portable 4x8 (float); float64 uses a portable 4x8 kernel.
+#pragma once
+#include <cstdint>
+
+namespace ds::gemm {
+
+template <class T>
+using MicroFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int m, int n, bool accumulate);
+
+// C tile (m <= MR rows, n <= NR columns, row stride ldc) = / += packed A panel · packed B panel.
+template <class T>
+struct MicroKernel {
+  int mr = 0, nr = 0;
+  MicroFn<T> fn = nullptr;
+  const char* name = "";
+};
+
+// The kernel the current simd_level() selects.
+template <class T>
+MicroKernel<T> micro_kernel();
+
+template <class T>
+struct PackA {
+  virtual ~PackA() = default;
+  // Rows [i0, i0+mc), columns [k0, k0+kc) -> ceil(mc/mr) panels of mr*kc values
+  // (panel p at dst + p*mr*kc; element (i, k) at [k*mr + i]); rows past mc are zero.
+  virtual void pack(T* dst, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int mr) const = 0;
+};
+
+template <class T>
+struct PackB {
+  virtual ~PackB() = default;
+  // Rows [k0, k0+kc), columns [j0, j0+nc) -> ceil(nc/nr) panels of kc*nr values
+  // (panel q at dst + q*kc*nr; element (k, j) at [k*nr + j]); columns past nc are zero.
+  virtual void pack(T* dst, int64_t j0, int64_t nc, int64_t k0, int64_t kc, int nr) const = 0;
+};
+
+// ---- packers for explicit matrices ---------------------------------------
+// A[i, k] = a[i*lda + k] (row-major), or a[k*lda + i] when trans.
+template <class T>
+struct MatrixA final : PackA<T> {
+  const T* a;
+  int64_t lda;
+  bool trans;
+  MatrixA(const T* a_, int64_t lda_, bool trans_ = false) : a(a_), lda(lda_), trans(trans_) {}
+  void pack(T* dst, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int mr) const override;
+};
+
+// B[k, j] = b[k*ldb + j] (row-major), or b[j*ldb + k] when trans.
+template <class T>
+struct MatrixB final : PackB<T> {
+  const T* b;
+  int64_t ldb;
+  bool trans;
+  MatrixB(const T* b_, int64_t ldb_, bool trans_ = false) : b(b_), ldb(ldb_), trans(trans_) {}
+  void pack(T* dst, int64_t j0, int64_t nc, int64_t k0, int64_t kc, int nr) const override;
+};
+
+// ---- pack helpers shared with the convolution packers ----------------------
+// dst[k*mr + i] = rows[i][k] for k < kc (rows[i] points at kc values; i < mr).
+// The transposing copy that every implicit-im2col A packer ends in.
+template <class T>
+void pack_rows_transposed(T* dst, const T* const* rows, int64_t kc, int mr);
+
+// ---- the driver ------------------------------------------------------------
+struct Blocking {
+  int64_t mc = 0, kc = 0, nc = 0;  // 0: defaults for the kernel
+};
+
+// C = A·B (accumulate=false) or C += A·B. Uses up to num_threads() threads
+// (serial when called from inside a parallel region).
+template <class T>
+void gemm(int64_t M, int64_t N, int64_t K, const PackA<T>& a, const PackB<T>& b, T* c, int64_t ldc, bool accumulate,
+          Blocking blk = {});
+
+// Plain matrices: C[M,N] (+)= op(A)·op(B), op(X) = X or X^T, row-major storage.
+template <class T>
+void gemm_matrix(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* a, int64_t lda, const T* b,
+                 int64_t ldb, T* c, int64_t ldc, bool accumulate);
+
+// Machine ceiling for benchmarks: GFLOP/s of a loop of independent FMA chains
+// at the current simd_level() on `threads` threads (float32), measured for
+// roughly `seconds`.
+double peak_gflops(int threads, double seconds = 0.2);
+
+}  // namespace ds::gemm
