@@ -1,0 +1,44 @@
+// CUDA versions of the detection building blocks, on device tensors, with the
+// CPU functions' semantics (box_ops.h, box_coder.h, losses.h, nms.h); the CPU
+// functions are the references of the parity tests. Boxes are float32
+// [n, 6] tensors (x1, y1, z1, x2, y2, z2). Implemented in box_cuda.cu,
+// loss_cuda.cu and nms_cuda.cu; det_cuda_nocuda.cpp throws without CUDA.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+#include "detection/losses.h"
+
+namespace ds::det {
+
+// Pairwise IoU / GIoU [n, m] (float32) of a [n, 6] and b [m, 6]; same arithmetic as pair_iou / pair_giou.
+Tensor box_iou_cuda(const Tensor& a, const Tensor& b);
+Tensor box_giou_cuda(const Tensor& a, const Tensor& b);
+
+// encode_boxes / decode_boxes on paired rows: anchors [n, 6] float32 and
+// gt [n, 6] float32 -> deltas [n, 6] float32; deltas [n, 6] (any float dtype) -> boxes [n, 6] float32.
+Tensor encode_boxes_cuda(const Tensor& anchors, const Tensor& gt, const double w[6]);
+Tensor decode_boxes_cuda(const Tensor& anchors, const Tensor& deltas, const double w[6]);
+
+// Per-element classification loss and its derivative w.r.t. the logit (as
+// cls_element_loss, computed in double): logits [n] any float dtype, targets
+// uint8 [n] with 1 = positive, 0 = negative, anything else = ignored (loss and
+// gradient 0). loss and grad receive float32 [n] tensors.
+void cls_loss_cuda(const Tensor& logits, const Tensor& targets, ClsLossKind kind, double gamma, double alpha,
+                   Tensor* loss, Tensor* grad);
+// Element-wise smooth L1 (as smooth_l1): pred and target of equal shape -> float32 loss and d/dpred.
+void smooth_l1_cuda(const Tensor& pred, const Tensor& target, double beta, Tensor* loss, Tensor* grad);
+// GIoU loss per row (as giou_loss_with_grad): anchors [n, 6] float32, deltas
+// [n, 6] any float dtype, gt [n, 6] float32 -> loss float32 [n], grad float32 [n, 6].
+void giou_loss_cuda(const Tensor& anchors, const Tensor& deltas, const Tensor& gt, const double w[6], Tensor* loss,
+                    Tensor* grad);
+
+// Greedy NMS with nms()'s semantics (descending score, ties by lower index,
+// suppress IoU > threshold, at most max_keep): boxes [n, 6] and scores [n]
+// float32 on one GPU. Sorts with CUB, builds the n x n suppression bitmask on
+// the GPU and runs the (cheap, sequential) greedy pass over it on the host.
+// n is limited to 65536 (the mask has n^2 / 8 bytes).
+std::vector<int32_t> nms_cuda(const Tensor& boxes, const Tensor& scores, double iou_threshold, int64_t max_keep = -1);
+
+}  // namespace ds::det

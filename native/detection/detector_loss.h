@@ -1,0 +1,63 @@
+// The RetinaNet training loss from raw head outputs (MONAI RetinaNetDetector
+// compute_loss semantics), with gradients w.r.t. every head output.
+//
+// Head outputs per level l (channels last, float32 or float64):
+//   cls[l] [N, D1, D2, D3, A*C]   channel a*C + c
+//   box[l] [N, D1, D2, D3, A*6]   channel a*6 + j, j over (dx, dy, dz, dw, dh, dd)
+// Anchor index within a level: ((d1*D2 + d2)*D3 + d3)*A + a.
+//
+// Per image: ATSS matching -> hard-negative sampling (hardness = max logit
+// over classes) -> classification loss over the sampled anchors with one-hot
+// targets (focal or BCE), mean over (#sampled anchors in the batch * C);
+// box loss over ALL foreground anchors of the batch: smooth L1 on encoded
+// targets (mean over #fg * 6) or GIoU on decoded boxes (mean over #fg); 0 when
+// the batch has no foreground. total = cls_weight * cls + box.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+#include "detection/atss.h"
+#include "detection/losses.h"
+#include "detection/sampler.h"
+
+namespace ds::det {
+
+struct DetectorLossOptions {
+  int64_t num_classes = 1;
+  ClsLossKind cls_loss = ClsLossKind::Focal;
+  BoxLossKind box_loss = BoxLossKind::SmoothL1;
+  double focal_gamma = 2.0;
+  double focal_alpha = -1.0;  // < 0: no alpha weighting
+  double smooth_l1_beta = 1.0 / 9.0;
+  AtssOptions atss;
+  SamplerOptions sampler;
+  double coder_weights[6] = {1, 1, 1, 1, 1, 1};
+  uint64_t seed = 0;
+  double cls_weight = 1.0;
+};
+
+// GT of one image: n boxes (6n floats) and n labels in [0, num_classes).
+struct ImageTargets {
+  const float* boxes = nullptr;
+  const int32_t* labels = nullptr;
+  int64_t n = 0;
+};
+
+struct DetectorLoss {
+  double cls = 0, box = 0, total = 0;
+  std::vector<Tensor> cls_grads, box_grads;  // same shapes/dtypes as the inputs
+  int64_t num_sampled_pos = 0, num_sampled_neg = 0, num_foreground = 0;
+};
+
+// anchor counts per level are taken from the head output shapes; `anchors`
+// must hold D1*D2*D3*A boxes per level.
+DetectorLoss detector_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>& box,
+                           const std::vector<const float*>& anchors, const std::vector<int64_t>& anchor_counts,
+                           const std::vector<ImageTargets>& targets, const DetectorLossOptions& opts);
+
+// Shared validation of head outputs: returns A; throws ds::Error.
+int64_t check_head_outputs(const std::vector<Tensor>& cls, const std::vector<Tensor>& box, int64_t num_classes,
+                           const std::vector<int64_t>& anchor_counts, const char* what);
+
+}  // namespace ds::det
