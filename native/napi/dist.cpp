@@ -1,0 +1,287 @@
+// Distributed training primitives: process groups (Gloo / NCCL), collectives
+// on NativeTensors (in place) and the bucketed gradient reducer. The
+// TypeScript wrapper is src/dist/process_group.ts; typed arrays are copied
+// into tensors there. Blocking calls (init, collectives, reducer wait) have
+// *Async variants that run on a libuv worker so the event loop (and the
+// rendezvous store that rank 0 may host) keeps running.
+#include <cstring>
+
+#include "dist/backend.h"
+#include "dist/gloo_backend.h"
+#include "dist/nccl_backend.h"
+#include "dist/reducer.h"
+#include "napi/common.h"
+
+namespace ds::napi {
+namespace {
+
+using dist::Backend;
+using dist::Reducer;
+
+constexpr uint32_t kPgMagic = 0x50471e01, kReducerMagic = 0x52ed0c01;
+struct PgHolder {
+  uint32_t magic = kPgMagic;
+  std::shared_ptr<Backend> pg;
+};
+struct ReducerHolder {
+  uint32_t magic = kReducerMagic;
+  std::shared_ptr<Reducer> r;
+};
+
+std::shared_ptr<Backend> pg_arg(const Napi::Value& v) {
+  DS_CHECK(v.IsExternal(), "expected a process group handle");
+  auto* h = v.As<Napi::External<PgHolder>>().Data();
+  DS_CHECK(h && h->magic == kPgMagic, "expected a process group handle");
+  DS_CHECK(h->pg != nullptr, "the process group has been destroyed");
+  return h->pg;
+}
+
+std::shared_ptr<Reducer> reducer_arg(const Napi::Value& v) {
+  DS_CHECK(v.IsExternal(), "expected a reducer handle");
+  auto* h = v.As<Napi::External<ReducerHolder>>().Data();
+  DS_CHECK(h && h->magic == kReducerMagic, "expected a reducer handle");
+  DS_CHECK(h->r != nullptr, "the reducer has been destroyed");
+  return h->r;
+}
+
+std::vector<Tensor> tensors_arg(const Napi::Value& v, const char* what) {
+  DS_CHECK(v.IsArray(), what, " must be an array of Tensors");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<Tensor> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    out.push_back(tensor_arg(a.Get(i), what));
+    check_cpu(out.back(), what);
+  }
+  return out;
+}
+
+uint32_t tag_arg(const Napi::Value& v) { return v.IsUndefined() ? 0u : uint32_t(int_arg(v, "tag")); }
+
+Napi::Value wrap_pg(Napi::Env env, std::shared_ptr<Backend> pg) {
+  return Napi::External<PgHolder>::New(env, new PgHolder{kPgMagic, std::move(pg)},
+                                       [](Napi::Env, PgHolder* h) { delete h; });
+}
+
+Napi::Value DistInfo(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("glooCompiled", dist::gloo_compiled());
+  o.Set("ncclCompiled", dist::nccl_compiled());
+  return o;
+}
+
+Napi::Value NcclVersion(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), dist::nccl_version()); }
+
+Napi::Value NcclUniqueId(const Napi::CallbackInfo& info) {
+  auto id = dist::nccl_unique_id();
+  auto out = Napi::Uint8Array::New(info.Env(), id.size());
+  std::memcpy(out.Data(), id.data(), id.size());
+  return out;
+}
+
+// distInitGloo({host, port, prefix, rank, size, timeoutMs, hostname, iface}) -> handle
+Job InitGloo(const Napi::CallbackInfo& info) {
+  DS_CHECK(info[0].IsObject(), "distInitGloo expects an options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  struct State { dist::GlooOptions opts; std::shared_ptr<Backend> pg; };
+  auto s = std::make_shared<State>();
+  s->opts.store_host = string_arg(o.Get("host"), "store host");
+  s->opts.store_port = int(int_arg(o.Get("port"), "store port"));
+  s->opts.prefix = string_arg(o.Get("prefix"), "store prefix");
+  s->opts.rank = int(int_arg(o.Get("rank"), "rank"));
+  s->opts.size = int(int_arg(o.Get("size"), "world size"));
+  s->opts.timeout = std::chrono::milliseconds(int_arg(o.Get("timeoutMs"), "timeoutMs"));
+  if (!get_opt(o, "hostname").IsUndefined()) s->opts.hostname = string_arg(o.Get("hostname"), "hostname");
+  if (!get_opt(o, "iface").IsUndefined()) s->opts.iface = string_arg(o.Get("iface"), "iface");
+  return {[s] { s->pg = dist::make_gloo_backend(s->opts); },
+          [s](Napi::Env env) { return wrap_pg(env, s->pg); }};
+}
+
+// distInitNccl({rank, size, device, id: Uint8Array(128)}) -> handle
+Job InitNccl(const Napi::CallbackInfo& info) {
+  DS_CHECK(info[0].IsObject(), "distInitNccl expects an options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  struct State { dist::NcclOptions opts; std::shared_ptr<Backend> pg; };
+  auto s = std::make_shared<State>();
+  s->opts.rank = int(int_arg(o.Get("rank"), "rank"));
+  s->opts.size = int(int_arg(o.Get("size"), "world size"));
+  s->opts.device = int(int_arg(o.Get("device"), "device"));
+  Napi::Value id = o.Get("id");
+  DS_CHECK(id.IsTypedArray() && id.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array &&
+               id.As<Napi::Uint8Array>().ElementLength() == dist::kNcclUniqueIdBytes,
+           "NCCL unique id must be a Uint8Array of ", dist::kNcclUniqueIdBytes, " bytes");
+  std::memcpy(s->opts.id.data(), id.As<Napi::Uint8Array>().Data(), dist::kNcclUniqueIdBytes);
+  return {[s] { s->pg = dist::make_nccl_backend(s->opts); },
+          [s](Napi::Env env) { return wrap_pg(env, s->pg); }};
+}
+
+// distAllReduce(pg, tensors, op, tag) — in place, one collective per tensor.
+Job AllReduce(const Napi::CallbackInfo& info) {
+  struct State { std::shared_ptr<Backend> pg; std::vector<Tensor> ts; dist::ReduceOp op; uint32_t tag; };
+  auto s = std::make_shared<State>();
+  s->pg = pg_arg(info[0]);
+  s->ts = tensors_arg(info[1], "allReduce tensors");
+  s->op = dist::reduce_op_from_name(info[2].IsUndefined() ? "sum" : string_arg(info[2], "allReduce op"));
+  s->tag = tag_arg(info[3]);
+  return {[s] {
+            for (auto& t : s->ts) s->pg->all_reduce(t.raw(), size_t(t.numel()), t.dtype(), s->op, s->tag);
+            s->pg->synchronize();
+          },
+          [](Napi::Env env) -> Napi::Value { return env.Undefined(); }};
+}
+
+// distBroadcast(pg, tensors, root, tag) — in place.
+Job Broadcast(const Napi::CallbackInfo& info) {
+  struct State { std::shared_ptr<Backend> pg; std::vector<Tensor> ts; int root; uint32_t tag; };
+  auto s = std::make_shared<State>();
+  s->pg = pg_arg(info[0]);
+  s->ts = tensors_arg(info[1], "broadcast tensors");
+  s->root = int(int_arg(info[2], "broadcast root"));
+  s->tag = tag_arg(info[3]);
+  return {[s] {
+            for (auto& t : s->ts) s->pg->broadcast(t.raw(), t.nbytes(), s->root, s->tag);
+            s->pg->synchronize();
+          },
+          [](Napi::Env env) -> Napi::Value { return env.Undefined(); }};
+}
+
+// distAllGather(pg, Uint8Array, tag) -> Uint8Array[] (one per rank, any lengths)
+Job AllGather(const Napi::CallbackInfo& info) {
+  struct State { std::shared_ptr<Backend> pg; std::vector<uint8_t> in; std::vector<std::vector<uint8_t>> out; uint32_t tag; };
+  auto s = std::make_shared<State>();
+  s->pg = pg_arg(info[0]);
+  DS_CHECK(info[1].IsTypedArray() && info[1].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array,
+           "allGather data must be a Uint8Array");
+  auto u = info[1].As<Napi::Uint8Array>();
+  s->in.assign(u.Data(), u.Data() + u.ElementLength());
+  s->tag = tag_arg(info[2]);
+  return {[s] { s->out = s->pg->all_gather_bytes(s->in, s->tag); },
+          [s](Napi::Env env) -> Napi::Value {
+            Napi::Array a = Napi::Array::New(env, s->out.size());
+            for (size_t r = 0; r < s->out.size(); ++r) {
+              auto b = Napi::Uint8Array::New(env, s->out[r].size());
+              if (!s->out[r].empty()) std::memcpy(b.Data(), s->out[r].data(), s->out[r].size());
+              a.Set(uint32_t(r), b);
+            }
+            return a;
+          }};
+}
+
+Job Barrier(const Napi::CallbackInfo& info) {
+  auto pg = pg_arg(info[0]);
+  uint32_t tag = tag_arg(info[1]);
+  return {[pg, tag] { pg->barrier(tag); }, [](Napi::Env env) -> Napi::Value { return env.Undefined(); }};
+}
+
+// distTimeAllReduce(pg, count, iters) -> seconds per float32 sum all-reduce (benchmark)
+Job TimeAllReduce(const Napi::CallbackInfo& info) {
+  struct State { std::shared_ptr<Backend> pg; size_t count; int iters; double sec = 0; };
+  auto s = std::make_shared<State>();
+  s->pg = pg_arg(info[0]);
+  int64_t c = int_arg(info[1], "element count");
+  DS_CHECK(c >= 1, "element count must be >= 1, got ", c);
+  s->count = size_t(c);
+  s->iters = int(int_arg(info[2], "iterations"));
+  return {[s] { s->sec = s->pg->time_all_reduce(s->count, s->iters); },
+          [s](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, s->sec); }};
+}
+
+Napi::Value Destroy(const Napi::CallbackInfo& info) {
+  if (info[0].IsExternal()) {
+    auto* h = info[0].As<Napi::External<PgHolder>>().Data();
+    if (h && h->magic == kPgMagic) h->pg.reset();  // in-flight jobs keep their own reference
+  }
+  return info.Env().Undefined();
+}
+
+// distReducerCreate(pg, gradTensors, {bucketBytes, average, inPlace}) -> handle
+Napi::Value ReducerCreate(const Napi::CallbackInfo& info) {
+  auto pg = pg_arg(info[0]);
+  auto grads = tensors_arg(info[1], "reducer gradients");
+  dist::ReducerOptions o;
+  if (info[2].IsObject()) {
+    Napi::Object opt = info[2].As<Napi::Object>();
+    if (!get_opt(opt, "bucketBytes").IsUndefined()) {
+      double b = number_arg(opt.Get("bucketBytes"), "bucketBytes");
+      DS_CHECK(b >= 1, "bucketBytes must be >= 1, got ", b);
+      o.bucket_bytes = size_t(b);
+    }
+    if (!get_opt(opt, "average").IsUndefined()) o.average = bool_arg(opt.Get("average"), "average");
+  }
+  bool in_place = info[2].IsObject() && !get_opt(info[2].As<Napi::Object>(), "inPlace").IsUndefined() &&
+                  bool_arg(info[2].As<Napi::Object>().Get("inPlace"), "inPlace");
+  auto r = std::make_shared<Reducer>(pg, std::move(grads), o);
+  if (in_place) r->use_views_as_gradients();
+  return Napi::External<ReducerHolder>::New(info.Env(), new ReducerHolder{kReducerMagic, r},
+                                            [](Napi::Env, ReducerHolder* h) { delete h; });
+}
+
+Napi::Value ReducerMarkReady(const Napi::CallbackInfo& info) {
+  auto r = reducer_arg(info[0]);
+  int index = int(int_arg(info[1], "gradient index"));
+  if (info[2].IsUndefined() || info[2].IsNull()) {
+    r->mark_ready(index);
+  } else {
+    Tensor value = tensor_arg(info[2], "reducer gradient");
+    r->mark_ready(index, &value);
+  }
+  return info.Env().Undefined();
+}
+
+Job ReducerWait(const Napi::CallbackInfo& info) {
+  auto r = reducer_arg(info[0]);
+  return {[r] { r->wait(); }, [](Napi::Env env) -> Napi::Value { return env.Undefined(); }};
+}
+
+Napi::Value ReducerBuckets(const Napi::CallbackInfo& info) {
+  auto r = reducer_arg(info[0]);
+  Napi::Env env = info.Env();
+  const auto& b = r->buckets();
+  Napi::Array out = Napi::Array::New(env, b.size());
+  for (size_t i = 0; i < b.size(); ++i) {
+    Napi::Array m = Napi::Array::New(env, b[i].size());
+    for (size_t k = 0; k < b[i].size(); ++k) m.Set(uint32_t(k), b[i][k]);
+    out.Set(uint32_t(i), m);
+  }
+  return out;
+}
+
+Napi::Value ReducerViews(const Napi::CallbackInfo& info) {
+  auto views = reducer_arg(info[0])->bucket_views();
+  Napi::Array out = Napi::Array::New(info.Env(), views.size());
+  for (size_t i = 0; i < views.size(); ++i) out.Set(uint32_t(i), TensorWrap::Wrap(info.Env(), views[i]));
+  return out;
+}
+
+Napi::Value ReducerDestroy(const Napi::CallbackInfo& info) {
+  if (info[0].IsExternal()) {
+    auto* h = info[0].As<Napi::External<ReducerHolder>>().Data();
+    if (h && h->magic == kReducerMagic) h->r.reset();
+  }
+  return info.Env().Undefined();
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+  export_fn(env, exports, "distInfo", DistInfo);
+  export_fn(env, exports, "ncclVersion", NcclVersion);
+  export_fn(env, exports, "ncclUniqueId", NcclUniqueId);
+  export_job(env, exports, "distInitGloo", InitGloo);
+  export_job(env, exports, "distInitNccl", InitNccl);
+  export_job(env, exports, "distAllReduce", AllReduce);
+  export_job(env, exports, "distBroadcast", Broadcast);
+  export_job(env, exports, "distAllGather", AllGather);
+  export_job(env, exports, "distBarrier", Barrier);
+  export_job(env, exports, "distTimeAllReduce", TimeAllReduce);
+  export_fn(env, exports, "distDestroy", Destroy);
+  export_fn(env, exports, "distReducerCreate", ReducerCreate);
+  export_fn(env, exports, "distReducerMarkReady", ReducerMarkReady);
+  export_job(env, exports, "distReducerWait", ReducerWait);
+  export_fn(env, exports, "distReducerBuckets", ReducerBuckets);
+  export_fn(env, exports, "distReducerViews", ReducerViews);
+  export_fn(env, exports, "distReducerDestroy", ReducerDestroy);
+}
+
+}  // namespace
+
+DS_NAPI_REGISTER(dist, Init);
+
+}  // namespace ds::napi
