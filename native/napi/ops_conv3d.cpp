@@ -1,6 +1,13 @@
 // conv3d / conv3dBackward (and their *Async variants).
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <vector>
+
+#include "core/thread_pool.h"
 #include "napi/common.h"
 #include "ops/conv3d.h"
+#include "ops/gemm.h"
 
 namespace ds::napi {
 namespace {
@@ -52,9 +59,44 @@ Job Conv3dBackward(const Napi::CallbackInfo& info) {
           }};
 }
 
+// benchPeakFlops(threads) -> GFLOP/s of independent FMA chains (float32, current SIMD level).
+Napi::Value BenchPeakFlops(const Napi::CallbackInfo& info) {
+  const int64_t t = info.Length() > 0 && !info[0].IsUndefined() ? int_arg(info[0], "benchPeakFlops threads") : 0;
+  DS_CHECK(t >= 0, "benchPeakFlops: threads must be >= 0 (0 = all), got ", t);
+  const int threads = t == 0 ? num_threads() : int(t);
+  return Napi::Number::New(info.Env(), gemm::peak_gflops(threads));
+}
+
+// benchGemm(M, N, K, reps) -> {seconds (best of reps), gflops, kernel}: C = A·B^T
+// on random float32 row-major matrices (the layout of a 1x1x1 convolution).
+Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
+  const int64_t M = int_arg(info[0], "benchGemm M"), N = int_arg(info[1], "benchGemm N"),
+                K = int_arg(info[2], "benchGemm K");
+  const int64_t reps = info.Length() > 3 && !info[3].IsUndefined() ? int_arg(info[3], "benchGemm reps") : 3;
+  DS_CHECK(M >= 1 && N >= 1 && K >= 1 && reps >= 1, "benchGemm: sizes and reps must be >= 1");
+  std::vector<float> a(size_t(M * K)), b(size_t(N * K)), c(size_t(M * N));
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (auto& v : a) v = u(rng);
+  for (auto& v : b) v = u(rng);
+  double best = 1e30;
+  for (int64_t r = 0; r < reps; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    gemm::gemm_matrix<float>(false, true, M, N, K, a.data(), K, b.data(), K, c.data(), N, false);
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("seconds", best);
+  o.Set("gflops", 2.0 * double(M) * double(N) * double(K) / best / 1e9);
+  o.Set("kernel", gemm::micro_kernel<float>().name);
+  return o;
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   export_job(env, exports, "conv3d", Conv3d);
   export_job(env, exports, "conv3dBackward", Conv3dBackward);
+  export_fn(env, exports, "benchPeakFlops", BenchPeakFlops);
+  export_fn(env, exports, "benchGemm", BenchGemm);
 }
 
 }  // namespace

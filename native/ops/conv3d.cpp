@@ -1,10 +1,18 @@
-// Direct (loop) implementation: correct for every shape, parallel over output
-// positions. The GEMM-based fast path replaces the hot loops.
+// conv3d on the CPU as GEMMs over implicit im2col matrices (see gemm.h and
+// conv3d_im2col.h):
+//   forward      Y[M, Cout]  = X[M, K] · W[Cout, K]^T      M = N*O1*O2*O3, K = taps*Cin
+//   grad weight  dW[Cout, K] = dY^T · X                    (reduction over M)
+//   grad input   per stride phase r: dX_r = G_r · W_r      (G_r gathers dY)
+// 1x1x1 convolutions with stride 1 and no padding are plain GEMMs on the
+// tensors. Nothing of size M x K is ever allocated.
 #include "ops/conv3d.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "ops/conv3d_im2col.h"
+#include "ops/gemm.h"
 
 namespace ds {
 
@@ -54,96 +62,207 @@ Geo geometry(const Tensor& x, const Tensor& w, const Conv3dParams& p) {
   return g;
 }
 
-template <class T>
-void forward_direct(const Geo& g, const T* x, const T* w, const T* b, T* y) {
-  const int64_t rows = g.N * g.O[0] * g.O[1] * g.O[2];
-  const int64_t taps = g.K[0] * g.K[1] * g.K[2];
-  parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
-    std::vector<T> acc(size_t(g.Co));
-    for (int64_t r = r0; r < r1; ++r) {
-      int64_t t = r;
-      const int64_t o3 = t % g.O[2]; t /= g.O[2];
-      const int64_t o2 = t % g.O[1]; t /= g.O[1];
-      const int64_t o1 = t % g.O[0]; t /= g.O[0];
-      const int64_t n = t;
-      for (int64_t co = 0; co < g.Co; ++co) acc[co] = b ? b[co] : T(0);
-      for (int64_t tap = 0; tap < taps; ++tap) {
-        const int64_t k3 = tap % g.K[2], k2 = (tap / g.K[2]) % g.K[1], k1 = tap / (g.K[2] * g.K[1]);
-        const int64_t i1 = o1 * g.p.stride[0] - g.p.padding[0] + k1 * g.p.dilation[0];
-        const int64_t i2 = o2 * g.p.stride[1] - g.p.padding[1] + k2 * g.p.dilation[1];
-        const int64_t i3 = o3 * g.p.stride[2] - g.p.padding[2] + k3 * g.p.dilation[2];
-        if (i1 < 0 || i1 >= g.D[0] || i2 < 0 || i2 >= g.D[1] || i3 < 0 || i3 >= g.D[2]) continue;
-        const T* xp = x + (((n * g.D[0] + i1) * g.D[1] + i2) * g.D[2] + i3) * g.Ci;
-        for (int64_t co = 0; co < g.Co; ++co) {
-          const T* wp = w + (co * taps + tap) * g.Ci;
-          T s = 0;
-          for (int64_t ci = 0; ci < g.Ci; ++ci) s += xp[ci] * wp[ci];
-          acc[co] += s;
-        }
-      }
-      T* yp = y + r * g.Co;
-      for (int64_t co = 0; co < g.Co; ++co) yp[co] = acc[co];
-    }
-  });
+using conv_detail::Im2col;
+using conv_detail::Im2colA;
+using conv_detail::Im2colB;
+using conv_detail::TapList;
+
+bool is_pointwise(const Geo& g) {
+  for (int i = 0; i < 3; ++i)
+    if (g.K[i] != 1 || g.p.stride[i] != 1 || g.p.padding[i] != 0) return false;
+  return true;
+}
+
+int64_t rows_of(const Geo& g) { return g.N * g.O[0] * g.O[1] * g.O[2]; }
+int64_t taps_of(const Geo& g) { return g.K[0] * g.K[1] * g.K[2]; }
+
+// Forward taps in weight order (k1, k2, k3): offset k*dilation - padding.
+TapList forward_taps(const Geo& g) {
+  TapList t;
+  for (int64_t a = 0; a < g.K[0]; ++a)
+    for (int64_t b = 0; b < g.K[1]; ++b)
+      for (int64_t c = 0; c < g.K[2]; ++c)
+        t.off.push_back({a * g.p.dilation[0] - g.p.padding[0], b * g.p.dilation[1] - g.p.padding[1],
+                         c * g.p.dilation[2] - g.p.padding[2]});
+  t.build_runs();
+  return t;
 }
 
 template <class T>
-void backward_direct(const Geo& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
-  const int64_t taps = g.K[0] * g.K[1] * g.K[2];
-  const int64_t rows = g.N * g.O[0] * g.O[1] * g.O[2];
-  auto tap_input = [&](int64_t r, int64_t tap, int64_t* n_out) -> int64_t {
-    int64_t t = r;
-    const int64_t o3 = t % g.O[2]; t /= g.O[2];
-    const int64_t o2 = t % g.O[1]; t /= g.O[1];
-    const int64_t o1 = t % g.O[0]; t /= g.O[0];
-    *n_out = t;
-    const int64_t k3 = tap % g.K[2], k2 = (tap / g.K[2]) % g.K[1], k1 = tap / (g.K[2] * g.K[1]);
-    const int64_t i1 = o1 * g.p.stride[0] - g.p.padding[0] + k1 * g.p.dilation[0];
-    const int64_t i2 = o2 * g.p.stride[1] - g.p.padding[1] + k2 * g.p.dilation[1];
-    const int64_t i3 = o3 * g.p.stride[2] - g.p.padding[2] + k3 * g.p.dilation[2];
-    if (i1 < 0 || i1 >= g.D[0] || i2 < 0 || i2 >= g.D[1] || i3 < 0 || i3 >= g.D[2]) return -1;
-    return ((t * g.D[0] + i1) * g.D[1] + i2) * g.D[2] + i3;
-  };
-  if (dw) {
-    // Parallel over (co, tap): each task owns one row of Cin weights.
-    parallel_for(0, g.Co * taps, 1, [&](int64_t a, int64_t b) {
-      for (int64_t ct = a; ct < b; ++ct) {
-        const int64_t co = ct / taps, tap = ct % taps;
-        T* dwp = dw + ct * g.Ci;
-        for (int64_t ci = 0; ci < g.Ci; ++ci) dwp[ci] = 0;
-        for (int64_t r = 0; r < rows; ++r) {
-          int64_t n;
-          int64_t pos = tap_input(r, tap, &n);
-          if (pos < 0) continue;
-          const T d = dy[r * g.Co + co];
-          const T* xp = x + pos * g.Ci;
-          for (int64_t ci = 0; ci < g.Ci; ++ci) dwp[ci] += d * xp[ci];
+Im2col<T> input_matrix(const Geo& g, const T* x, const TapList& taps) {
+  Im2col<T> m;
+  m.src = x;
+  m.N = g.N;
+  m.C = g.Ci;
+  for (int i = 0; i < 3; ++i) {
+    m.S[i] = g.D[i];
+    m.R[i] = g.O[i];
+    m.mul[i] = g.p.stride[i];
+  }
+  m.taps = &taps;
+  return m;
+}
+
+// Few input channels (the stem, Cin = 1): fold the (k2, k3) taps into channels,
+//   X2[n, i1, o2, o3, (k2, k3, c)] = x[n, i1, o2*s2 - p2 + k2*d2, o3*s3 - p3 + k3*d3, c]  (0 outside),
+// which turns the layer into a K1 x 1 x 1 convolution with Cin' = K2*K3*Cin and
+// the same weights (w[co, k1, k2, k3, c] is w'[co, k1, 0, 0, (k2, k3, c)]).
+// Each im2col row is then K1 runs of Cin' values instead of K1*K2 runs of
+// K3*Cin, which makes packing 7x cheaper for the 7x7x7 stem. X2 holds
+// K2*K3*Cin values per output position of a plane; the fold is skipped when
+// that would exceed 64 Mi elements.
+template <class T>
+bool fold_taps(const Geo& g, const T* x, std::vector<T>& buf, Geo* out) {
+  const int64_t cin2 = g.K[1] * g.K[2] * g.Ci;
+  if (g.Ci > 4 || g.K[1] * g.K[2] < 4) return false;
+  const int64_t lines = g.N * g.D[0] * g.O[1];
+  if (lines * g.O[2] * cin2 > (int64_t(1) << 26)) return false;
+  buf.resize(size_t(lines * g.O[2] * cin2));
+  parallel_for(0, lines, 4, [&](int64_t l0, int64_t l1) {
+    for (int64_t l = l0; l < l1; ++l) {
+      const int64_t o2 = l % g.O[1], nd = l / g.O[1];  // nd = n * D1 + i1
+      T* d = buf.data() + l * g.O[2] * cin2;
+      for (int64_t o3 = 0; o3 < g.O[2]; ++o3)
+        for (int64_t k2 = 0; k2 < g.K[1]; ++k2) {
+          const int64_t i2 = o2 * g.p.stride[1] - g.p.padding[1] + k2 * g.p.dilation[1];
+          for (int64_t k3 = 0; k3 < g.K[2]; ++k3, d += g.Ci) {
+            const int64_t i3 = o3 * g.p.stride[2] - g.p.padding[2] + k3 * g.p.dilation[2];
+            if (i2 < 0 || i2 >= g.D[1] || i3 < 0 || i3 >= g.D[2])
+              std::fill(d, d + g.Ci, T(0));
+            else
+              std::copy_n(x + ((nd * g.D[1] + i2) * g.D[2] + i3) * g.Ci, g.Ci, d);
+          }
         }
+    }
+  });
+  Geo f = g;
+  f.D[1] = g.O[1];
+  f.D[2] = g.O[2];
+  f.Ci = cin2;
+  f.K[1] = f.K[2] = 1;
+  f.p.stride = {g.p.stride[0], 1, 1};
+  f.p.padding = {g.p.padding[0], 0, 0};
+  f.p.dilation = {g.p.dilation[0], 1, 1};
+  *out = f;
+  return true;
+}
+
+template <class T>
+void forward_gemm(const Geo& g, const T* x, const T* w, const T* b, T* y, bool acc) {
+  {
+    std::vector<T> folded;
+    Geo f;
+    if (fold_taps(g, x, folded, &f)) return forward_gemm(f, folded.data(), w, b, y, acc);
+  }
+  const int64_t M = rows_of(g), K = taps_of(g) * g.Ci;
+  if (b) {  // y = bias (or y += bias), then the GEMM accumulates
+    parallel_for(0, M, 256, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        T* yr = y + r * g.Co;
+        if (acc)
+          for (int64_t c = 0; c < g.Co; ++c) yr[c] += b[c];
+        else
+          std::copy(b, b + g.Co, yr);
       }
     });
   }
-  if (db) {
-    for (int64_t co = 0; co < g.Co; ++co) db[co] = 0;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t co = 0; co < g.Co; ++co) db[co] += dy[r * g.Co + co];
+  const bool gacc = acc || b != nullptr;
+  gemm::MatrixB<T> wt(w, K, /*trans=*/true);  // B[k, co] = w[co, k]
+  if (is_pointwise(g)) {
+    gemm::MatrixA<T> a(x, g.Ci);
+    gemm::gemm<T>(M, g.Co, K, a, wt, y, g.Co, gacc);
+    return;
   }
-  if (dx) {
-    // Serial over rows per batch item to avoid write races; parallel over batch items.
-    const int64_t in_per_n = g.D[0] * g.D[1] * g.D[2] * g.Ci;
-    const int64_t rows_per_n = g.O[0] * g.O[1] * g.O[2];
-    parallel_for(0, g.N, 1, [&](int64_t n0, int64_t n1) {
-      for (int64_t n = n0; n < n1; ++n) {
-        for (int64_t i = 0; i < in_per_n; ++i) dx[n * in_per_n + i] = 0;
-        for (int64_t r = n * rows_per_n; r < (n + 1) * rows_per_n; ++r) {
-          for (int64_t tap = 0; tap < taps; ++tap) {
-            int64_t nn;
-            int64_t pos = tap_input(r, tap, &nn);
-            if (pos < 0) continue;
-            T* dxp = dx + pos * g.Ci;
-            for (int64_t co = 0; co < g.Co; ++co) {
-              const T d = dy[r * g.Co + co];
-              const T* wp = w + (co * taps + tap) * g.Ci;
-              for (int64_t ci = 0; ci < g.Ci; ++ci) dxp[ci] += d * wp[ci];
+  TapList taps = forward_taps(g);
+  Im2colA<T> a(input_matrix(g, x, taps));
+  gemm::gemm<T>(M, g.Co, K, a, wt, y, g.Co, gacc);
+}
+
+template <class T>
+void grad_bias(const Geo& g, const T* dy, T* db, bool acc) {
+  const int64_t M = rows_of(g);
+  const int nt = std::max(1, std::min<int>(num_threads(), int((M + 1023) / 1024)));
+  std::vector<double> part(size_t(nt) * size_t(g.Co), 0.0);
+  parallel_run(nt, [&](int tid, int n) {
+    double* acc = part.data() + size_t(tid) * size_t(g.Co);
+    for (int64_t r = M * tid / n; r < M * (tid + 1) / n; ++r)
+      for (int64_t c = 0; c < g.Co; ++c) acc[c] += double(dy[r * g.Co + c]);
+  });
+  for (int64_t c = 0; c < g.Co; ++c) {
+    double s = 0;
+    for (int t = 0; t < nt; ++t) s += part[size_t(t) * size_t(g.Co) + size_t(c)];
+    db[c] = acc ? T(double(db[c]) + s) : T(s);
+  }
+}
+
+// dW[Cout, K] = dY^T [Cout, M] · X[M, K] (implicit im2col as the B operand).
+template <class T>
+void grad_weight(const Geo& g, const T* x, const T* dy, T* dw, bool acc) {
+  {
+    std::vector<T> folded;
+    Geo f;
+    if (fold_taps(g, x, folded, &f)) return grad_weight(f, folded.data(), dy, dw, acc);
+  }
+  const int64_t M = rows_of(g), K = taps_of(g) * g.Ci;
+  // dY^T once, so that every thread's A packing is a plain row copy (packing
+  // the transpose on the fly costs as much as the GEMM itself for 1x1x1 layers).
+  std::vector<T> dyt(size_t(M * g.Co));
+  parallel_for(0, (M + 63) / 64, 4, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r0 = b * 64, r1 = std::min(M, r0 + 64);
+      for (int64_t c = 0; c < g.Co; ++c) {
+        T* d = dyt.data() + c * M;
+        for (int64_t r = r0; r < r1; ++r) d[r] = dy[r * g.Co + c];
+      }
+    }
+  });
+  gemm::MatrixA<T> a(dyt.data(), M);
+  if (is_pointwise(g)) {
+    gemm::MatrixB<T> b(x, g.Ci);
+    gemm::gemm<T>(g.Co, K, M, a, b, dw, K, acc);
+    return;
+  }
+  TapList taps = forward_taps(g);
+  Im2colB<T> b(input_matrix(g, x, taps));
+  gemm::gemm<T>(g.Co, K, M, a, b, dw, K, acc);
+}
+
+inline int64_t floor_mod(int64_t a, int64_t b) { return ((a % b) + b) % b; }
+
+// dX for few input channels (the stem, Cin = 1): a GEMM with N = Cin would waste
+// most of each micro-tile, so compute dCol[m, (tap, c)] = dY[m, :] · W[:, tap, c]
+// (N = taps*Cin) for a chunk of rows and scatter-add it into dX (col2im).
+// Threads scatter into disjoint input planes (n, i1), so no two write the same element.
+template <class T>
+void grad_input_col2im(const Geo& g, const T* w, const T* dy, T* dx, bool acc) {
+  const int64_t M = rows_of(g), K = taps_of(g) * g.Ci;
+  if (!acc) std::fill(dx, dx + g.N * g.D[0] * g.D[1] * g.D[2] * g.Ci, T(0));
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(M, (int64_t(1) << 21) / K));
+  std::vector<T> col(size_t(chunk * K));
+  const int64_t O12 = g.O[1] * g.O[2];
+  for (int64_t m0 = 0; m0 < M; m0 += chunk) {
+    const int64_t mc = std::min(chunk, M - m0);
+    gemm::gemm_matrix<T>(false, false, mc, K, g.Co, dy + m0 * g.Co, g.Co, w, K, col.data(), K, false);
+    parallel_for(0, g.N * g.D[0], 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t m = m0; m < m0 + mc; ++m) {
+        const int64_t o3 = m % g.O[2], o2 = (m / g.O[2]) % g.O[1], o1 = (m / O12) % g.O[0];
+        const int64_t n = m / (O12 * g.O[0]);
+        const T* cm = col.data() + (m - m0) * K;
+        for (int64_t a = 0; a < g.K[0]; ++a) {
+          const int64_t i1 = o1 * g.p.stride[0] - g.p.padding[0] + a * g.p.dilation[0];
+          const int64_t plane = n * g.D[0] + i1;
+          if (i1 < 0 || i1 >= g.D[0] || plane < p0 || plane >= p1) continue;
+          for (int64_t b = 0; b < g.K[1]; ++b) {
+            const int64_t i2 = o2 * g.p.stride[1] - g.p.padding[1] + b * g.p.dilation[1];
+            if (i2 < 0 || i2 >= g.D[1]) continue;
+            T* line = dx + (plane * g.D[1] + i2) * g.D[2] * g.Ci;
+            const T* ck = cm + (a * g.K[1] + b) * g.K[2] * g.Ci;
+            for (int64_t c3 = 0; c3 < g.K[2]; ++c3) {
+              const int64_t i3 = o3 * g.p.stride[2] - g.p.padding[2] + c3 * g.p.dilation[2];
+              if (i3 < 0 || i3 >= g.D[2]) continue;
+              T* d = line + i3 * g.Ci;
+              const T* sv = ck + c3 * g.Ci;
+              for (int64_t c = 0; c < g.Ci; ++c) d[c] += sv[c];
             }
           }
         }
@@ -152,9 +271,108 @@ void backward_direct(const Geo& g, const T* x, const T* w, const T* dy, T* dx, T
   }
 }
 
+// dX by stride phases. Input positions i = r + s*j (per axis, phase r < s)
+// receive dY[o] * W[tap] exactly for the taps with (r + pad - tap*dil) % s == 0,
+// at o = j + (r + pad - tap*dil) / s. Each phase is one GEMM:
+//   dX_r[M_r, Cin] = G_r[M_r, taps_r*Cout] · W_r[taps_r*Cout, Cin]
+// with G_r the implicit gather from dY. Stride 1 is one phase written straight
+// into dX (the classic "convolve padded dY with flipped weights").
+template <class T>
+void grad_input(const Geo& g, const T* w, const T* dy, T* dx, bool acc) {
+  const int64_t taps_all = taps_of(g);
+  if (is_pointwise(g)) {  // dX[M, Cin] = dY[M, Cout] · W[Cout, Cin]
+    gemm::gemm_matrix<T>(false, false, rows_of(g), g.Ci, g.Co, dy, g.Co, w, g.Ci, dx, g.Ci, acc);
+    return;
+  }
+  if (g.Ci < 8) {
+    grad_input_col2im(g, w, dy, dx, acc);
+    return;
+  }
+  const int64_t* s = g.p.stride.data();
+  const bool unit = s[0] == 1 && s[1] == 1 && s[2] == 1;
+  const int64_t in_elems = g.N * g.D[0] * g.D[1] * g.D[2] * g.Ci;
+  if (!unit && !acc) std::fill(dx, dx + in_elems, T(0));
+  std::vector<T> wr, tmp;
+  for (int64_t r1 = 0; r1 < s[0]; ++r1)
+    for (int64_t r2 = 0; r2 < s[1]; ++r2)
+      for (int64_t r3 = 0; r3 < s[2]; ++r3) {
+        const int64_t r[3] = {r1, r2, r3};
+        int64_t R[3];
+        bool empty = false;
+        for (int a = 0; a < 3; ++a) {
+          R[a] = r[a] < g.D[a] ? (g.D[a] - r[a] + s[a] - 1) / s[a] : 0;
+          empty |= R[a] == 0;
+        }
+        if (empty) continue;
+        // Taps hitting this phase, ordered by offset so axis-3 neighbours form runs.
+        struct Tap { std::array<int64_t, 3> off; int64_t idx; };
+        std::vector<Tap> hit;
+        for (int64_t a = 0; a < g.K[0]; ++a)
+          for (int64_t b = 0; b < g.K[1]; ++b)
+            for (int64_t c = 0; c < g.K[2]; ++c) {
+              const int64_t k[3] = {a, b, c};
+              std::array<int64_t, 3> off{};
+              bool ok = true;
+              for (int ax = 0; ax < 3 && ok; ++ax) {
+                const int64_t num = r[ax] + g.p.padding[ax] - k[ax] * g.p.dilation[ax];
+                ok = floor_mod(num, s[ax]) == 0;
+                off[ax] = ok ? (num - floor_mod(num, s[ax])) / s[ax] : 0;
+              }
+              if (ok) hit.push_back({off, (a * g.K[1] + b) * g.K[2] + c});
+            }
+        const int64_t Mr = g.N * R[0] * R[1] * R[2];
+        if (hit.empty()) continue;  // dX stays zero at these positions
+        std::sort(hit.begin(), hit.end(), [](const Tap& x, const Tap& y) { return x.off < y.off; });
+        TapList taps;
+        for (const Tap& t : hit) taps.off.push_back(t.off);
+        taps.build_runs();
+        const int64_t nt = int64_t(hit.size()), Kr = nt * g.Co;
+        wr.resize(size_t(Kr * g.Ci));  // W_r[(j, co), ci] = w[co, tap_j, ci]
+        for (int64_t j = 0; j < nt; ++j)
+          for (int64_t co = 0; co < g.Co; ++co)
+            std::copy(w + (co * taps_all + hit[size_t(j)].idx) * g.Ci,
+                      w + (co * taps_all + hit[size_t(j)].idx + 1) * g.Ci, wr.data() + (j * g.Co + co) * g.Ci);
+        Im2col<T> m;
+        m.src = dy;
+        m.N = g.N;
+        m.C = g.Co;
+        for (int a = 0; a < 3; ++a) {
+          m.S[a] = g.O[a];
+          m.R[a] = R[a];
+          m.mul[a] = 1;
+        }
+        m.taps = &taps;
+        Im2colA<T> A(m);
+        gemm::MatrixB<T> B(wr.data(), g.Ci);
+        if (unit) {
+          gemm::gemm<T>(Mr, g.Ci, Kr, A, B, dx, g.Ci, acc);
+          continue;
+        }
+        tmp.resize(size_t(Mr * g.Ci));
+        gemm::gemm<T>(Mr, g.Ci, Kr, A, B, tmp.data(), g.Ci, false);
+        parallel_for(0, g.N * R[0] * R[1], 16, [&](int64_t l0, int64_t l1) {
+          for (int64_t l = l0; l < l1; ++l) {  // one (n, j1, j2) line of the phase
+            const int64_t j2 = l % R[1], j1 = (l / R[1]) % R[0], n = l / (R[1] * R[0]);
+            const int64_t i1 = r[0] + s[0] * j1, i2 = r[1] + s[1] * j2;
+            for (int64_t j3 = 0; j3 < R[2]; ++j3) {
+              const int64_t i3 = r[2] + s[2] * j3;
+              const T* src = tmp.data() + (l * R[2] + j3) * g.Ci;
+              T* dst = dx + (((n * g.D[0] + i1) * g.D[1] + i2) * g.D[2] + i3) * g.Ci;
+              if (acc)
+                for (int64_t c = 0; c < g.Ci; ++c) dst[c] += src[c];
+              else
+                std::copy(src, src + g.Ci, dst);
+            }
+          }
+        });
+      }
+}
+
 }  // namespace
 
-Tensor conv3d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3dParams& p) {
+namespace {
+
+Geo check_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3dParams& p) {
   check_cpu(x, "conv3d input");
   check_cpu(w, "conv3d weight");
   check_float(x, "conv3d input");
@@ -166,18 +384,10 @@ Tensor conv3d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
     DS_CHECK(bias.dim() == 1 && bias.size(0) == g.Co, "conv3d: bias must have shape [", g.Co, "], got ",
              bias.describe());
   }
-  Tensor y = Tensor::empty({g.N, g.O[0], g.O[1], g.O[2], g.Co}, x.dtype());
-  if (x.dtype() == DType::Float32)
-    forward_direct<float>(g, x.data<float>(), w.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
-                          y.data<float>());
-  else
-    forward_direct<double>(g, x.data<double>(), w.data<double>(), bias.defined() ? bias.data<double>() : nullptr,
-                           y.data<double>());
-  return y;
+  return g;
 }
 
-Conv3dGrads conv3d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv3dParams& p,
-                            bool need_input, bool need_weight, bool need_bias) {
+Geo check_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv3dParams& p) {
   check_cpu(x, "conv3d input");
   check_cpu(w, "conv3d weight");
   check_cpu(dy, "conv3d output gradient");
@@ -188,21 +398,71 @@ Conv3dGrads conv3d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
   Shape expect{g.N, g.O[0], g.O[1], g.O[2], g.Co};
   DS_CHECK(dy.shape() == expect, "conv3d backward: output gradient must have shape ", shape_str(expect),
            " (the forward output's shape), got ", shape_str(dy.shape()));
+  return g;
+}
+
+void check_out(const Tensor& t, const Shape& shape, DType dt, const char* what) {
+  check_cpu(t, what);
+  DS_CHECK(t.dtype() == dt && t.shape() == shape, what, " must be ", dtype_name(dt), shape_str(shape), ", got ",
+           t.describe());
+}
+
+void run_forward(const Geo& g, const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y, bool acc) {
+  if (x.dtype() == DType::Float32)
+    forward_gemm<float>(g, x.data<float>(), w.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
+                        y.data<float>(), acc);
+  else
+    forward_gemm<double>(g, x.data<double>(), w.data<double>(), bias.defined() ? bias.data<double>() : nullptr,
+                         y.data<double>(), acc);
+}
+
+void run_backward(const Geo& g, const Tensor& x, const Tensor& w, const Tensor& dy, Conv3dGrads& r, bool acc) {
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    if (r.grad_bias.defined()) grad_bias<T>(g, dy.data<T>(), r.grad_bias.data<T>(), acc);
+    if (r.grad_weight.defined()) grad_weight<T>(g, x.data<T>(), dy.data<T>(), r.grad_weight.data<T>(), acc);
+    if (r.grad_input.defined()) grad_input<T>(g, w.data<T>(), dy.data<T>(), r.grad_input.data<T>(), acc);
+  };
+  if (x.dtype() == DType::Float32)
+    run(float{});
+  else
+    run(double{});
+}
+
+}  // namespace
+
+Tensor conv3d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3dParams& p) {
+  Geo g = check_forward(x, w, bias, p);
+  Tensor y = Tensor::empty({g.N, g.O[0], g.O[1], g.O[2], g.Co}, x.dtype());
+  run_forward(g, x, w, bias, y, false);
+  return y;
+}
+
+void conv3d_forward_into(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3dParams& p, Tensor& y,
+                         bool accumulate) {
+  Geo g = check_forward(x, w, bias, p);
+  check_out(y, {g.N, g.O[0], g.O[1], g.O[2], g.Co}, x.dtype(), "conv3d output");
+  run_forward(g, x, w, bias, y, accumulate);
+}
+
+Conv3dGrads conv3d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv3dParams& p,
+                            bool need_input, bool need_weight, bool need_bias) {
+  Geo g = check_backward(x, w, dy, p);
   Conv3dGrads r;
   if (need_input) r.grad_input = Tensor::empty(x.shape(), x.dtype());
   if (need_weight) r.grad_weight = Tensor::empty(w.shape(), w.dtype());
   if (need_bias) r.grad_bias = Tensor::empty({g.Co}, x.dtype());
-  if (x.dtype() == DType::Float32)
-    backward_direct<float>(g, x.data<float>(), w.data<float>(), dy.data<float>(),
-                           need_input ? r.grad_input.data<float>() : nullptr,
-                           need_weight ? r.grad_weight.data<float>() : nullptr,
-                           need_bias ? r.grad_bias.data<float>() : nullptr);
-  else
-    backward_direct<double>(g, x.data<double>(), w.data<double>(), dy.data<double>(),
-                            need_input ? r.grad_input.data<double>() : nullptr,
-                            need_weight ? r.grad_weight.data<double>() : nullptr,
-                            need_bias ? r.grad_bias.data<double>() : nullptr);
+  run_backward(g, x, w, dy, r, false);
   return r;
+}
+
+void conv3d_backward_into(const Tensor& x, const Tensor& w, const Tensor& grad_out, const Conv3dParams& p,
+                          Conv3dGrads& grads, bool accumulate) {
+  Geo g = check_backward(x, w, grad_out, p);
+  if (grads.grad_input.defined()) check_out(grads.grad_input, x.shape(), x.dtype(), "conv3d input gradient");
+  if (grads.grad_weight.defined()) check_out(grads.grad_weight, w.shape(), x.dtype(), "conv3d weight gradient");
+  if (grads.grad_bias.defined()) check_out(grads.grad_bias, {g.Co}, x.dtype(), "conv3d bias gradient");
+  run_backward(g, x, w, grad_out, grads, accumulate);
 }
 
 }  // namespace ds

@@ -31,4 +31,14 @@ struct Conv3dGrads {
 Conv3dGrads conv3d_backward(const Tensor& x, const Tensor& w, const Tensor& grad_out, const Conv3dParams& p,
                             bool need_input = true, bool need_weight = true, bool need_bias = false);
 
+// Into preallocated tensors (no allocation, no page faults on fresh memory):
+// y must be [N, O1, O2, O3, Cout] of x's dtype; with accumulate, y += conv(x, w) + bias.
+// The outputs must not overlap the inputs.
+void conv3d_forward_into(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3dParams& p, Tensor& y,
+                         bool accumulate = false);
+// Fills the defined members of `grads` (each shaped like x, w, [Cout]); with
+// accumulate the gradients are added to their contents (gradient accumulation).
+void conv3d_backward_into(const Tensor& x, const Tensor& w, const Tensor& grad_out, const Conv3dParams& p,
+                          Conv3dGrads& grads, bool accumulate = false);
+
 }  // namespace ds

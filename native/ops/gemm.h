@@ -3,9 +3,11 @@
 //   C[M, N] (+)= A[M, K] · B[K, N]
 //
 // The operands are never read directly by the compute kernel: a PackA object
-// copies an (mc x kc) block of A into MR-row micro-panels (for each k, MR
-// consecutive values) and a PackB object copies a (kc x nc) block of B into
-// NR-column micro-panels (for each k, NR consecutive values). A convolution
+// copies an (mc x kc) block of A into MR-row micro-panels (row-major: MR rows
+// of kc contiguous values; the kernel broadcasts from the MR row streams) and
+// a PackB object copies a (kc x nc) block of B into NR-column micro-panels
+// (for each k, NR consecutive values). Because A panels keep A's rows intact,
+// packing the channels-last im2col matrix is a plain copy, not a transpose. A convolution
 // supplies packers that read the implicit im2col matrix straight from the
 // input tensor, so no im2col buffer is ever materialised.
 //
@@ -24,7 +26,8 @@ namespace ds::gemm {
 template <class T>
 using MicroFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int m, int n, bool accumulate);
 
-// C tile (m <= MR rows, n <= NR columns, row stride ldc) = / += packed A panel · packed B panel.
+// C tile (m <= MR rows, n <= NR columns, row stride ldc) = / += packed A panel · packed B panel
+// (A panel: MR rows of kc values; B panel: kc groups of NR values).
 template <class T>
 struct MicroKernel {
   int mr = 0, nr = 0;
@@ -40,7 +43,7 @@ template <class T>
 struct PackA {
   virtual ~PackA() = default;
   // Rows [i0, i0+mc), columns [k0, k0+kc) -> ceil(mc/mr) panels of mr*kc values
-  // (panel p at dst + p*mr*kc; element (i, k) at [k*mr + i]); rows past mc are zero.
+  // (panel p at dst + p*mr*kc; element (i, k) at [i*kc + k]); rows past mc are zero.
   virtual void pack(T* dst, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int mr) const = 0;
 };
 
@@ -74,10 +77,14 @@ struct MatrixB final : PackB<T> {
 };
 
 // ---- pack helpers shared with the convolution packers ----------------------
-// dst[k*mr + i] = rows[i][k] for k < kc (rows[i] points at kc values; i < mr).
-// The transposing copy that every implicit-im2col A packer ends in.
+// dst[k*w + i] = rows[i][k] for k < kc (rows[i] points at kc values; i < w):
+// the transposing copy used to pack B from a column-major source.
 template <class T>
-void pack_rows_transposed(T* dst, const T* const* rows, int64_t kc, int mr);
+void pack_rows_transposed(T* dst, const T* const* rows, int64_t kc, int w);
+
+// A thread-local run of at least n zeros (stand-in source for padding rows).
+template <class T>
+const T* zero_row(int64_t n);
 
 // ---- the driver ------------------------------------------------------------
 struct Blocking {

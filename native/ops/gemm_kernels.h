@@ -1,0 +1,22 @@
+// Internal: the per-ISA pieces of the GEMM (defined in gemm_kernel_avx2.cpp and
+// gemm_kernel_avx512.cpp, compiled with those instruction sets). Call them only
+// after checking simd_level(). On non-x86 builds they are not defined.
+#pragma once
+#include <cstdint>
+
+namespace ds::gemm::detail {
+
+// AVX-512: 8 x 32 float micro-kernel (16 zmm accumulators).
+constexpr int kMrAvx512 = 8, kNrAvx512 = 32;
+void micro_avx512_f32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool acc);
+// dst[k*w + i] = rows[i][k] for w in {8, 16, 32} using in-register transposes.
+void pack_rows_transposed_avx512(float* dst, const float* const* rows, int64_t kc, int w);
+// Runs `iters` iterations of 16 independent FMA chains of 16 floats; returns the float ops done.
+double fma_loop_avx512(int64_t iters);
+
+// AVX2 + FMA: 6 x 16 float micro-kernel (12 ymm accumulators).
+constexpr int kMrAvx2 = 6, kNrAvx2 = 16;
+void micro_avx2_f32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool acc);
+double fma_loop_avx2(int64_t iters);
+
+}  // namespace ds::gemm::detail
