@@ -1,0 +1,69 @@
+// The MONAI LUNA16 RetinaNet network: ResNet body + FPN
+// ("feature_extractor.body.*", "feature_extractor.fpn.*") and the shared
+// classification / regression heads ("classification_head.*",
+// "regression_head.*"). Outputs per FPN level, finest first:
+//   class logits [N, D1', D2', D3', A*num_classes] (channel a*num_classes + c)
+//   box deltas   [N, D1', D2', D3', A*6]           (channel a*6 + j)
+// One forward may be in flight at a time; the saved activations of the last
+// forward (with save = true) are consumed by backward.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "nn/fpn.h"
+#include "nn/head.h"
+#include "nn/param_store.h"
+#include "nn/resnet.h"
+
+namespace ds::nn {
+
+struct RetinaNetConfig {
+  ResNetConfig backbone;               // num_layers is derived from returned_layers
+  std::vector<int> returned_layers{1, 2};
+  int64_t num_classes = 1;
+  int64_t num_anchors = 3;
+  int64_t fpn_channels = 256;
+  int64_t head_groups = 8;
+  uint64_t seed = 0;
+  DType dtype = DType::Float32;
+};
+
+class RetinaNet {
+ public:
+  explicit RetinaNet(const RetinaNetConfig& cfg);
+  ~RetinaNet();
+
+  struct Output {
+    std::vector<Tensor> cls, box;
+  };
+  // save: keep the activations backward needs (normally = training mode).
+  Output forward(const Tensor& x, bool save);
+  // Gradients of the class logits and box deltas (one per level, shaped like
+  // the outputs). Adds into the parameter gradients; returns dL/dx when need_dx.
+  Tensor backward(const std::vector<Tensor>& cls_grads, const std::vector<Tensor>& box_grads, bool need_dx);
+
+  void set_training(bool t) { training_ = t; }
+  bool training() const { return training_; }
+  ParamStore& store() { return store_; }
+  const RetinaNetConfig& config() const { return cfg_; }
+  // Per axis (D1, D2, D3): input sizes must be multiples of this (the stride of the coarsest level).
+  Triple size_divisible() const;
+  size_t num_levels() const { return cfg_.returned_layers.size() + 1; }
+  // Serialises operations on this model (N-API jobs lock it).
+  std::mutex& mutex() { return mu_; }
+
+ private:
+  RetinaNetConfig cfg_;
+  ParamStore store_;
+  std::unique_ptr<ResNet> body_;
+  std::unique_ptr<FPN> fpn_;
+  std::unique_ptr<Head> cls_head_, box_head_;
+  bool training_ = true;
+  bool saved_ = false;
+  std::vector<Shape> cls_shapes_, box_shapes_;
+  std::mutex mu_;
+};
+
+}  // namespace ds::nn

@@ -1,0 +1,103 @@
+#include "nn/units.h"
+
+#include "nn/activation.h"
+#include "nn/batchnorm.h"
+#include "nn/elementwise.h"
+#include "nn/groupnorm.h"
+
+namespace ds::nn {
+
+ConvUnit::ConvUnit(ParamStore& ps, const std::string& prefix, int64_t cin_, int64_t cout_, const Triple& k,
+                   const Triple& stride, const Triple& padding, bool has_bias)
+    : cin(cin_), cout(cout_) {
+  Shape ws{cout, k[0], k[1], k[2], cin};
+  weight = ps.add_param(prefix + ".weight", ws, monai_conv_shape(ws), ps.dtype());
+  if (has_bias) bias = ps.add_param(prefix + ".bias", {cout}, {cout}, ps.dtype());
+  params.stride = stride;
+  params.padding = padding;
+}
+
+Tensor ConvUnit::forward(const Tensor& x) const {
+  return conv3d_forward(x, weight->value, bias ? bias->value : Tensor(), params);
+}
+
+Tensor ConvUnit::backward(const Tensor& x, const Tensor& dy, bool need_dx) const {
+  Conv3dGrads g = conv3d_backward(x, weight->value, dy, params, need_dx, weight->trainable, bias && bias->trainable);
+  if (g.grad_weight.defined()) ParamStore::accumulate_grad(*weight, g.grad_weight);
+  if (g.grad_bias.defined()) ParamStore::accumulate_grad(*bias, g.grad_bias);
+  return g.grad_input;
+}
+
+NormUnit::NormUnit(ParamStore& ps, const std::string& prefix, int64_t c, NormKind k, int64_t g)
+    : kind(k), groups(g), channels(c) {
+  const DType dt = ps.dtype();
+  gamma = ps.add_param(prefix + ".weight", {c}, {c}, dt);
+  beta = ps.add_param(prefix + ".bias", {c}, {c}, dt);
+  gamma->value.fill_(1.0);
+  if (kind == NormKind::Batch) {
+    running_mean = ps.add_buffer(prefix + ".running_mean", {c}, dt);
+    running_var = ps.add_buffer(prefix + ".running_var", {c}, dt);
+    running_var->value.fill_(1.0);
+    // A 0-dim counter in PyTorch; kept as a float scalar here (exact up to 2^24 steps in float32).
+    num_batches = ps.add_buffer(prefix + ".num_batches_tracked", {}, dt);
+  } else {
+    DS_CHECK(groups >= 1 && c % groups == 0, "GroupNorm at ", prefix, ": ", groups,
+             " groups do not divide ", c, " channels; choose a group count that divides every width");
+  }
+}
+
+Tensor NormUnit::forward(const Tensor& x, const Tensor& residual, bool relu, bool training, NormSaved* saved) const {
+  if (kind == NormKind::Batch) {
+    BatchNormOptions o;
+    o.training = training;
+    o.momentum = momentum;
+    o.eps = eps;
+    o.relu = relu;
+    BatchNormSaved s;
+    Tensor y = batchnorm_forward(x, gamma->value, beta->value, running_mean->value, running_var->value, residual, o, &s);
+    if (training) num_batches->value.fill_(num_batches->value.to(DType::Float64).data<double>()[0] + 1.0);
+    if (saved) *saved = {s.mean, s.invstd, training};
+    return y;
+  }
+  GroupNormSaved s;
+  Tensor y;
+  if (residual.defined()) {
+    y = groupnorm_forward(x, gamma->value, beta->value, groups, eps, false, &s);
+    add_(y, residual);
+    if (relu) y = relu_forward(y);
+  } else {
+    y = groupnorm_forward(x, gamma->value, beta->value, groups, eps, relu, &s);
+  }
+  if (saved) *saved = {s.mean, s.rstd, training};
+  return y;
+}
+
+Tensor NormUnit::recompute(const Tensor& x, const NormSaved& saved, bool relu) const {
+  DS_CHECK(kind == NormKind::Group, "internal: NormUnit::recompute supports GroupNorm only");
+  return groupnorm_recompute(x, gamma->value, beta->value, groups, eps, {saved.mean, saved.scale}, relu);
+}
+
+Tensor NormUnit::backward(const Tensor& x, const Tensor& y, const NormSaved& saved, const Tensor& dy, bool relu,
+                          Tensor* grad_pre) const {
+  NormGrads g;
+  if (kind == NormKind::Batch) {
+    BatchNormOptions o;
+    o.training = saved.training;
+    o.eps = eps;
+    o.relu = relu;
+    g = batchnorm_backward(x, y, gamma->value, {saved.mean, saved.scale}, dy, o, grad_pre != nullptr);
+    if (grad_pre) *grad_pre = g.grad_pre;
+  } else {
+    if (grad_pre) {
+      *grad_pre = relu ? relu_backward(y, dy) : dy;
+      g = groupnorm_backward(x, Tensor(), gamma->value, groups, {saved.mean, saved.scale}, *grad_pre, false);
+    } else {
+      g = groupnorm_backward(x, y, gamma->value, groups, {saved.mean, saved.scale}, dy, relu);
+    }
+  }
+  if (gamma->trainable) ParamStore::accumulate_grad(*gamma, g.grad_gamma);
+  if (beta->trainable) ParamStore::accumulate_grad(*beta, g.grad_beta);
+  return g.grad_input;
+}
+
+}  // namespace ds::nn
