@@ -3,6 +3,11 @@
 #include <cstdlib>
 #include <new>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include "core/cuda_allocator.h"
 #include "core/error.h"
 
 namespace ds {
@@ -10,6 +15,16 @@ namespace {
 
 class CpuAllocator final : public Allocator {
  public:
+  CpuAllocator() {
+#if defined(__GLIBC__)
+    // Activations are large and short-lived. glibc's default raises its mmap
+    // threshold dynamically after the first large free, after which freed
+    // blocks stay in the heap and RSS grows across training steps (measured:
+    // 2.4 GB instead of 0.78 GB at 96x96x48). A fixed 1 MiB threshold returns
+    // large blocks to the system at once, at no measurable speed cost.
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
+  }
   void* allocate(size_t bytes) override {
     size_t rounded = (bytes + 63) / 64 * 64;
     if (rounded == 0) rounded = 64;
@@ -54,6 +69,7 @@ Allocator& cpu_allocator() {
 
 Allocator& allocator_for(Device d) {
   if (d.is_cpu()) return cpu_allocator();
+  if (d.kind == Device::CUDA) return cuda::device_allocator(d.index);
   DS_FAIL("device ", d.str(), " is not supported by this build yet: use device 'cpu'");
 }
 

@@ -1,0 +1,84 @@
+// `detseg3d train` and `detseg3d validate`.
+import type { Argv } from 'yargs';
+import { ConfigError, type TrainConfig } from '../train/config.js';
+import { train, type TrainEvent } from '../train/trainer.js';
+import { addTrainOptions, checkDataSource, trainConfigFromArgs } from './train_args.js';
+
+export function printEvent(e: TrainEvent): void {
+  if (e.kind === 'prepare' || e.kind === 'checkpoint' || e.kind === 'stop') console.log(e.message);
+  if (e.kind === 'validation') console.log(`validation epoch ${e.epoch}: ${e.message}`);
+}
+
+/** Runs training with SIGINT/SIGTERM handling: the first signal finishes the step and saves `last`. */
+export async function runTraining(cfg: TrainConfig, resume: string | null, quiet = false): Promise<void> {
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    signals++;
+    if (signals === 1) {
+      console.error(`\n${sig}: finishing the current step and saving 'last' (send again to quit at once)`);
+      controller.abort();
+    } else process.exit(130);
+  };
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  try {
+    const r = await train({ ...cfg, resume }, { signal: controller.signal, progress: !quiet, onProgress: printEvent });
+    console.log(
+      r.stopped
+        ? `stopped after epoch ${r.epochsCompleted}; resume with --resume last --output_dir ${cfg.outputDir}`
+        : `done: ${r.epochsCompleted} epochs; best ${r.bestMetric === null ? 'n/a (no validation cases)' : r.bestMetric.toFixed(4)}` +
+            `${r.bestEpoch ? ` at epoch ${r.bestEpoch}` : ''}; outputs in ${r.outputDir}`,
+    );
+    if (r.lastValidation) console.log(`last validation: ${r.lastValidation.headline}`);
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+}
+
+export function trainCommand(y: Argv) {
+  return y.command(
+    'train',
+    'Train a detector on images/ + labels/ (or a datalist)',
+    (yy) =>
+      addTrainOptions(yy)
+        .option('gpus', { type: 'number', describe: 'train on N GPUs (shorthand for `detseg3d launch --nproc_per_node N -- train ...`)', group: 'Run:' })
+        .option('quiet', { type: 'boolean', describe: 'no progress bars', group: 'Run:' })
+        .example('$0 train --image_dir data/images --label_dir data/labels', 'train with the MONAI LUNA16 defaults')
+        .example('$0 train --config my.json --resume last', 'resume a run'),
+    async (args) => {
+      if (args.multi_gpu) console.warn('--multi_gpu is deprecated and ignored: use `detseg3d launch --nproc_per_node N -- train ...`');
+      if (typeof args.gpus === 'number' && args.gpus > 1)
+        throw new ConfigError(
+          '--gpus needs the CUDA training path, which this build does not have yet; train on the CPU (--device cpu). ' +
+            '(`detseg3d launch` already starts and supervises ranks, but the trainer does not all-reduce gradients yet.)',
+        );
+      const cfg = trainConfigFromArgs(args as Record<string, unknown>);
+      checkDataSource(cfg);
+      await runTraining(cfg, typeof args.resume === 'string' ? args.resume : null, Boolean(args.quiet));
+    },
+  );
+}
+
+export function validateCommand(y: Argv) {
+  return y.command(
+    'validate',
+    'COCO metrics of a checkpoint on a dataset (whole volumes, sliding windows)',
+    (yy) =>
+      yy
+        .option('model', { type: 'string', demandOption: true, describe: 'checkpoint, e.g. outputs_detection/best_model' })
+        .option('image_dir', { alias: 'image-dir', type: 'string', describe: 'images folder' })
+        .option('label_dir', { alias: 'label-dir', type: 'string', describe: 'label masks folder' })
+        .option('datalist', { type: 'string', describe: 'datalist JSON (its "validation" list, else "training")' })
+        .option('val_patch_size', { alias: 'val-patch-size', type: 'number', array: true, describe: 'sliding-window size (x y z)' })
+        .option('workers', { type: 'number', describe: 'loader threads' })
+        .option('json', { type: 'string', describe: 'write the metrics to this JSON file' }),
+    async (args) => {
+      const { runValidation } = await import('./validate_cmd.js');
+      await runValidation(args as never);
+    },
+  );
+}
