@@ -22,12 +22,11 @@ export function demoConfig(dataDir: string, outputDir: string, overrides: Partia
     baseAnchorShapes: [[6, 6, 4], [8, 8, 5], [10, 10, 6]],
     patchSize: [48, 48, 24],
     valPatchSize: [64, 64, 32],
-    batchSize: 4,
-    epochs: 30,
-    lr: 0.02,
-    warmupEpochs: 2,
-    lrStep: 25,
-    valInterval: 10,
+    batchSize: 2,
+    epochs: 80,
+    lr: 0.01,
+    lrStep: 60,
+    valInterval: 20,
     valFraction: 0.25,
     checkpointInterval: 10,
     seed: 0,
@@ -65,7 +64,7 @@ export function demoCommand(y: Argv) {
       yy
         .option('dir', { type: 'string', default: './detseg3d-demo', describe: 'working folder (data/ and outputs/)' })
         .option('cases', { type: 'number', default: 32, describe: 'synthetic cases (a quarter held out for validation)' })
-        .option('epochs', { type: 'number', describe: 'training epochs', defaultDescription: '30' })
+        .option('epochs', { type: 'number', describe: 'training epochs', defaultDescription: '80' })
         .option('quiet', { type: 'boolean', describe: 'no progress bars' }),
     async (args) => {
       const dir = resolve(args.dir);

@@ -5,7 +5,8 @@ import { train, type TrainEvent } from '../train/trainer.js';
 import { addTrainOptions, checkDataSource, trainConfigFromArgs } from './train_args.js';
 
 export function printEvent(e: TrainEvent): void {
-  if (e.kind === 'prepare' || e.kind === 'checkpoint' || e.kind === 'stop') console.log(e.message);
+  if (e.kind === 'prepare' && e.done === e.total) console.log(`pre-processed and cached ${e.total} cases`);
+  if (e.kind === 'checkpoint' || e.kind === 'stop') console.log(e.message);
   if (e.kind === 'validation') console.log(`validation epoch ${e.epoch}: ${e.message}`);
 }
 

@@ -35,6 +35,9 @@ export interface TrainEvent {
   patchesPerSecond?: number;
   metrics?: Record<string, number>;
   message?: string;
+  /** For 'prepare': cases decoded so far and in all. */
+  done?: number;
+  total?: number;
 }
 
 export interface TrainHooks {
@@ -163,7 +166,7 @@ export async function train(config: Partial<TrainConfig> & { resume?: string | n
   const emit = (e: TrainEvent) => hooks.onProgress?.(e);
   if (cfg.device === 'cuda') throw new Error('--device cuda: this build trains on the CPU only so far (the CUDA backend is in progress); use --device cpu');
 
-  const data = await openRunData(cfg, (done, total, id) => emit({ kind: 'prepare', message: `prepared ${id} (${done}/${total})` }));
+  const data = await openRunData(cfg, (done, total, id) => emit({ kind: 'prepare', done, total, message: `prepared ${id} (${done}/${total})` }));
   const tb = new SummaryWriter(join(outputDir, 'tensorboard'));
   const log = new JsonlLogger(join(outputDir, 'log.jsonl'));
   let progress: TrainProgress | null = null;
