@@ -7,6 +7,8 @@ export * as ops from './ops.js';
 export type { Conv3dOptions, Conv3dBackwardOptions, Conv3dGrads, PerAxis } from './ops.js';
 export { info, setNumThreads, setSimdLevel, memoryStats, resetPeakMemory } from './info.js';
 export type { BuildInfo, GpuInfo, MemoryStats } from './info.js';
+export { gpuMemoryStats, emptyCache, resetGpuPeakMemory, gpuSynchronize } from './gpu.js';
+export type { GpuMemoryStats } from './gpu.js';
 
 // I/O
 export {

@@ -89,8 +89,8 @@ export class Tensor {
     return (this.dtype === 'float32' ? this.handle : this.handle.to('float32')).toArray() as Float32Array;
   }
 
-  /** Converted copy, or the same tensor when the dtype already matches. */
-  to(dtype: DType | 'cpu'): Tensor {
+  /** Converted copy (dtype) or a copy on another device ('cpu', 'cuda', 'cuda:1'); the same tensor when nothing changes. */
+  to(dtype: DType | 'cpu' | 'cuda' | `cuda:${number}`): Tensor {
     return new Tensor(this.handle.to(dtype));
   }
 

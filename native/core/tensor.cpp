@@ -3,6 +3,10 @@
 #include <cstring>
 #include <sstream>
 
+#include "core/cuda_runtime.h"
+#include "core/device_copy.h"
+#include "core/tensor_cuda.h"
+
 namespace ds {
 
 std::string shape_str(const Shape& s) {
@@ -79,6 +83,10 @@ Tensor Tensor::slice0(int64_t begin, int64_t end) const {
 
 Tensor Tensor::clone() const {
   Tensor t = empty(shape_, dtype_, device());
+  if (!device().is_cpu()) {  // CUDA: device-to-device copy on the compute stream
+    copy_tensor(*this, t);
+    return t;
+  }
   check_cpu(*this, "tensor");
   if (nbytes()) std::memcpy(t.raw(), raw(), nbytes());
   return t;
@@ -87,6 +95,7 @@ Tensor Tensor::clone() const {
 void Tensor::copy_from(const Tensor& src) {
   DS_CHECK(src.shape() == shape_ && src.dtype() == dtype_, "copy_from: expected ", describe(), ", got ",
            src.describe());
+  if (!device().is_cpu() || !src.device().is_cpu()) return copy_tensor(src, *this);
   check_cpu(*this, "tensor");
   check_cpu(src, "tensor");
   if (nbytes()) std::memmove(raw(), src.raw(), nbytes());
@@ -107,6 +116,11 @@ static void convert_from(const Src* s, int64_t n, Tensor& out) {
 
 Tensor Tensor::to(DType dtype, bool copy) const {
   if (dtype == dtype_ && !copy) return *this;
+  if (!device().is_cpu()) {
+    Tensor out = empty(shape_, dtype, device());
+    cuda::convert_tensor(*this, out);
+    return out;
+  }
   check_cpu(*this, "tensor");
   Tensor out = empty(shape_, dtype, device());
   const int64_t n = numel();
@@ -129,7 +143,10 @@ Tensor Tensor::to(DType dtype, bool copy) const {
   return out;
 }
 
+Tensor Tensor::to(Device dev) const { return to_device(*this, dev); }
+
 void Tensor::fill_(double v) {
+  if (!device().is_cpu()) return cuda::fill_tensor(*this, v);
   check_cpu(*this, "tensor");
   const int64_t n = numel();
   switch (dtype_) {
@@ -144,6 +161,10 @@ void Tensor::fill_(double v) {
 }
 
 void Tensor::zero_() {
+  if (!device().is_cpu()) {
+    if (nbytes()) cuda::memset_async(raw(), 0, nbytes(), device().index);
+    return;
+  }
   check_cpu(*this, "tensor");
   if (nbytes()) std::memset(raw(), 0, nbytes());
 }

@@ -54,7 +54,8 @@ class Tensor {
  public:
   Tensor() = default;
 
-  // Uninitialised memory.
+  // Uninitialised memory. On a CUDA device the memory comes from the caching
+  // allocator; ops on CUDA tensors run on the device's compute stream.
   static Tensor empty(const Shape& shape, DType dtype, Device dev = Device::cpu());
   static Tensor zeros(const Shape& shape, DType dtype, Device dev = Device::cpu());
   static Tensor full(const Shape& shape, double value, DType dtype, Device dev = Device::cpu());
@@ -88,6 +89,8 @@ class Tensor {
   Tensor clone() const;
   // Converted copy (or this tensor when the dtype already matches and copy is false).
   Tensor to(DType dtype, bool copy = false) const;
+  // This tensor on another device (itself when already there); see core/device_copy.h.
+  Tensor to(Device dev) const;
   void fill_(double value);
   void zero_();
   // Copies the contents of src (same shape and dtype) into this tensor.

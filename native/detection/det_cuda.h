@@ -2,13 +2,15 @@
 // CPU functions' semantics (box_ops.h, box_coder.h, losses.h, nms.h); the CPU
 // functions are the references of the parity tests. Boxes are float32
 // [n, 6] tensors (x1, y1, z1, x2, y2, z2). Implemented in box_cuda.cu,
-// loss_cuda.cu and nms_cuda.cu; det_cuda_nocuda.cpp throws without CUDA.
+// loss_cuda.cu, nms_cuda.cu, sampler_cuda.cu and postprocess_cuda.cu; det_cuda_nocuda.cpp throws without CUDA.
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "core/tensor.h"
 #include "detection/losses.h"
+#include "detection/postprocess.h"
+#include "detection/sampler.h"
 
 namespace ds::det {
 
@@ -40,5 +42,25 @@ void giou_loss_cuda(const Tensor& anchors, const Tensor& deltas, const Tensor& g
 // the GPU and runs the (cheap, sequential) greedy pass over it on the host.
 // n is limited to 65536 (the mask has n^2 / 8 bytes).
 std::vector<int32_t> nms_cuda(const Tensor& boxes, const Tensor& scores, double iou_threshold, int64_t max_keep = -1);
+// Per-label NMS (as batched_nms): labels int32 [n] on the same GPU.
+std::vector<int32_t> batched_nms_cuda(const Tensor& boxes, const Tensor& scores, const Tensor& labels,
+                                      double iou_threshold, int64_t max_keep = -1);
+
+// Hard-negative sampler (as sample_hard_negatives, same Rng draws, so the
+// same seed gives the same sample): matched int32 [n] and score float32 [n]
+// on one GPU. The GPU ranks the background anchors (CUB radix sort of a
+// (background, score) key, stable, so ties keep the lower index first); the
+// host takes the hardest pool and draws with the CPU's RNG.
+Sample sample_hard_negatives_cuda(const Tensor& matched, const Tensor& score, const SamplerOptions& o, Rng& rng);
+
+// postprocess() for head outputs on a GPU (any float dtype; anchors stay host
+// pointers). Scoring and the per-level top-K run on the GPU (CUB sort); the
+// K candidates per level then go through the CPU's decode / clip / size
+// filter / batched NMS, so results equal the CPU's.
+std::vector<Detections> postprocess_cuda(const std::vector<Tensor>& cls, const std::vector<Tensor>& box,
+                                         const std::vector<const float*>& anchors,
+                                         const std::vector<int64_t>& anchor_counts,
+                                         const std::vector<std::array<double, 3>>& image_sizes,
+                                         const PostprocessOptions& opts);
 
 }  // namespace ds::det

@@ -21,5 +21,16 @@ void giou_loss_cuda(const Tensor&, const Tensor&, const Tensor&, const double*, 
   no_cuda("GIoU loss");
 }
 std::vector<int32_t> nms_cuda(const Tensor&, const Tensor&, double, int64_t) { no_cuda("nms"); }
+std::vector<int32_t> batched_nms_cuda(const Tensor&, const Tensor&, const Tensor&, double, int64_t) {
+  no_cuda("batched nms");
+}
+std::vector<Detections> postprocess_cuda(const std::vector<Tensor>&, const std::vector<Tensor>&,
+                                         const std::vector<const float*>&, const std::vector<int64_t>&,
+                                         const std::vector<std::array<double, 3>>&, const PostprocessOptions&) {
+  no_cuda("postprocess");
+}
+Sample sample_hard_negatives_cuda(const Tensor&, const Tensor&, const SamplerOptions&, Rng&) {
+  no_cuda("hard-negative sampler");
+}
 
 }  // namespace ds::det

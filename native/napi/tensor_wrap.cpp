@@ -3,6 +3,7 @@
 // the boundary as Uint16Array bit patterns.
 #include <cstring>
 
+#include "core/device_copy.h"
 #include "core/error.h"
 #include "napi/common.h"
 
@@ -115,11 +116,11 @@ Napi::Value TensorWrap::GetDevice(const Napi::CallbackInfo& info) {
 Napi::Value TensorWrap::ToArray(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
-    check_cpu(t_, "tensor");
-    const size_t n = size_t(t_.numel());
-    Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, t_.nbytes());
-    if (t_.nbytes()) std::memcpy(buf.Data(), t_.raw(), t_.nbytes());
-    switch (t_.dtype()) {
+    const Tensor h = t_.device().is_cpu() ? t_ : t_.to(Device::cpu());  // device tensors are copied back first
+    const size_t n = size_t(h.numel());
+    Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, h.nbytes());
+    if (h.nbytes()) std::memcpy(buf.Data(), h.raw(), h.nbytes());
+    switch (h.dtype()) {
       case DType::Float32: return Napi::Float32Array::New(env, n, buf, 0);
       case DType::Float64: return Napi::Float64Array::New(env, n, buf, 0);
       case DType::Int32: return Napi::Int32Array::New(env, n, buf, 0);
@@ -136,8 +137,7 @@ Napi::Value TensorWrap::To(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     std::string name = string_arg(info[0], "dtype");
-    if (name == "cpu") return Wrap(env, t_);
-    DS_CHECK(name.rfind("cuda", 0) != 0, "CUDA tensors are not available in this build yet");
+    if (name == "cpu" || name == "cuda" || name.rfind("cuda:", 0) == 0) return Wrap(env, t_.to(device_from_name(name)));
     return Wrap(env, t_.to(dtype_from_name(name)));
   });
 }
