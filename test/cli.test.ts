@@ -81,6 +81,19 @@ describe.skipIf(!built)('detseg3d CLI (skipped: run `npm run build` first)', () 
     const res = JSON.parse(readFileSync(out, 'utf8'));
     expect(res.validation.map((e: { image: string }) => e.image.split('/').pop()).sort()).toEqual(['a.nii.gz', 'b.nii']);
     expect(existsSync(join(tmp, 'a_boxes.nii.gz'))).toBe(true);
+    // validate: metrics of the checkpoint on a folder dataset (masks with one box each).
+    mkdirSync(join(tmp, 'lab'), { recursive: true });
+    for (const name of ['a.nii.gz', 'b.nii']) {
+      const lab = new Uint8Array(40 * 36 * 20);
+      for (let z = 4; z < 10; z++) for (let y = 8; y < 16; y++) for (let x = 10; x < 20; x++) lab[(z * 36 + y) * 40 + x] = 1;
+      await writeNifti(join(tmp, 'lab', name), { data: lab, dims: [40, 36, 20], affine });
+    }
+    mkdirSync(join(tmp, 'img2'), { recursive: true });
+    for (const name of ['a.nii.gz', 'b.nii']) writeFileSync(join(tmp, 'img2', name), readFileSync(join(scans, name)));
+    const v = cli('validate', '--model', join(tmp, 'model'), '--image_dir', join(tmp, 'img2'), '--label_dir', join(tmp, 'lab'), '--json', join(tmp, 'm.json'));
+    expect(v.code, v.err).toBe(0);
+    expect(v.out).toMatch(/2 cases in .* s: mAP /);
+    expect(JSON.parse(readFileSync(join(tmp, 'm.json'), 'utf8'))).toHaveProperty(['mAP_IoU_0.10_0.50_0.05_MaxDet_100']);
     // An untrained network scoring at threshold 0 still gives boxes in the MONAI layout.
     for (const e of res.validation) {
       expect(e.box.length).toBe(e.label_scores.length);
