@@ -5,14 +5,21 @@
 // *Async variants that run on a libuv worker so the event loop (and the
 // rendezvous store that rank 0 may host) keeps running.
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 #include "dist/backend.h"
 #include "dist/gloo_backend.h"
 #include "dist/nccl_backend.h"
 #include "dist/reducer.h"
 #include "napi/common.h"
+#include "nn/retinanet.h"
 
 namespace ds::napi {
+
+// Defined in napi/nn_model.cpp.
+std::shared_ptr<nn::RetinaNet> retinanet_from_handle(const Napi::Value& v);
+
 namespace {
 
 using dist::Backend;
@@ -260,6 +267,126 @@ Napi::Value ReducerDestroy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- data-parallel training of a RetinaNet ---------------------------------
+
+// Parameters (trainable) and/or buffers of the model, in registration order.
+std::vector<nn::ParamEntry*> model_entries(nn::RetinaNet& m, bool params, bool buffers) {
+  std::vector<nn::ParamEntry*> out;
+  for (auto& e : m.store().entries()) {
+    const bool is_param = !e.buffer && e.trainable;
+    if ((is_param && params) || (e.buffer && buffers)) out.push_back(&e);
+  }
+  return out;
+}
+
+// distBroadcastModel(pg, model, {params, buffers}, root): every rank ends with
+// root's values of the chosen entries, packed into one message (one collective
+// whatever the number of tensors: the many small BatchNorm buffers would
+// otherwise cost one round trip each).
+Job BroadcastModel(const Napi::CallbackInfo& info) {
+  struct State { std::shared_ptr<Backend> pg; std::shared_ptr<nn::RetinaNet> m; bool params, buffers; int root; };
+  auto s = std::make_shared<State>();
+  s->pg = pg_arg(info[0]);
+  s->m = retinanet_from_handle(info[1]);
+  DS_CHECK(info[2].IsObject(), "distBroadcastModel expects {params, buffers}");
+  Napi::Object o = info[2].As<Napi::Object>();
+  s->params = bool_arg(o.Get("params"), "params");
+  s->buffers = bool_arg(o.Get("buffers"), "buffers");
+  s->root = int(int_arg(info[3], "root"));
+  DS_CHECK(s->root >= 0 && s->root < s->pg->size(), "broadcast root ", s->root, " is not a rank of this group of ",
+           s->pg->size());
+  return {[s] {
+            std::lock_guard<std::mutex> lk(s->m->mutex());
+            auto es = model_entries(*s->m, s->params, s->buffers);
+            size_t total = 0;
+            for (auto* e : es) total += e->value.nbytes();
+            if (total == 0) return;
+            std::vector<uint8_t> buf(total);
+            size_t off = 0;
+            for (auto* e : es) {
+              std::memcpy(buf.data() + off, e->value.raw(), e->value.nbytes());
+              off += e->value.nbytes();
+            }
+            s->pg->broadcast(buf.data(), total, s->root, 0);
+            s->pg->synchronize();
+            off = 0;
+            for (auto* e : es) {
+              std::memcpy(e->value.raw(), buf.data() + off, e->value.nbytes());
+              off += e->value.nbytes();
+            }
+          },
+          [](Napi::Env env) -> Napi::Value { return env.Undefined(); }};
+}
+
+// The reducer a model's hook feeds: gradient index per trainable parameter.
+struct ModelLink {
+  std::shared_ptr<Reducer> r;
+  std::vector<nn::ParamEntry*> params;  // reducer gradient i = params[i]
+};
+
+// distReducerAttachModel(reducer, model): the reducer must have been created
+// over the model's trainable parameters in registration order (shapes and
+// dtypes are checked) with inPlace. From now on the model's backward marks
+// each gradient ready as soon as it is final (RetinaNet::set_grad_ready_hook),
+// so buckets are all-reduced while backward goes on.
+Napi::Value ReducerAttachModel(const Napi::CallbackInfo& info) {
+  auto r = reducer_arg(info[0]);
+  auto m = retinanet_from_handle(info[1]);
+  std::unique_lock<std::mutex> lk(m->mutex(), std::try_to_lock);
+  DS_CHECK(lk.owns_lock(), "distReducerAttachModel: the model is busy; await its forward/backward first");
+  auto link = std::make_shared<ModelLink>();
+  link->r = r;
+  link->params = model_entries(*m, true, false);
+  auto views = r->bucket_views();
+  DS_CHECK(views.size() == link->params.size(), "distReducerAttachModel: the reducer has ", views.size(),
+           " gradients but the model has ", link->params.size(), " trainable parameters");
+  std::unordered_map<const nn::ParamEntry*, int> index;
+  for (size_t i = 0; i < link->params.size(); ++i) {
+    const Tensor& v = link->params[i]->value;
+    DS_CHECK(views[i].numel() == v.numel() && views[i].dtype() == v.dtype(), "distReducerAttachModel: gradient ", i,
+             " is ", views[i].describe(), " but parameter '", link->params[i]->name, "' is ", v.describe());
+    index[link->params[i]] = int(i);
+  }
+  m->set_grad_ready_hook([link, index](const std::vector<nn::ParamEntry*>& ready) {
+    for (nn::ParamEntry* e : ready) {
+      auto it = index.find(e);
+      DS_CHECK(it != index.end(), "reducer hook: parameter '", e->name, "' is not registered with the reducer");
+      Tensor& g = nn::ParamStore::grad(*e);
+      link->r->mark_ready(it->second, &g);
+    }
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value ReducerDetachModel(const Napi::CallbackInfo& info) {
+  auto m = retinanet_from_handle(info[0]);
+  std::unique_lock<std::mutex> lk(m->mutex(), std::try_to_lock);
+  DS_CHECK(lk.owns_lock(), "distReducerDetachModel: the model is busy; await its forward/backward first");
+  m->set_grad_ready_hook(nullptr);
+  return info.Env().Undefined();
+}
+
+// distReducerFinishModel(reducer, model): waits for every bucket, then writes
+// the averaged gradients into the model's parameter gradients (the reducer's
+// views are in the model's trainable-parameter order, see AttachModel).
+Job ReducerFinishModel(const Napi::CallbackInfo& info) {
+  auto r = reducer_arg(info[0]);
+  auto m = retinanet_from_handle(info[1]);
+  return {[r, m] {
+            r->wait();
+            std::lock_guard<std::mutex> lk(m->mutex());
+            auto params = model_entries(*m, true, false);
+            auto views = r->bucket_views();
+            DS_CHECK(views.size() == params.size(), "distReducerFinishModel: the reducer does not match the model");
+            for (size_t i = 0; i < params.size(); ++i) {
+              Tensor& g = nn::ParamStore::grad(*params[i]);
+              DS_CHECK(g.nbytes() == views[i].nbytes(), "distReducerFinishModel: gradient ", i, " changed size");
+              std::memcpy(g.raw(), views[i].raw(), g.nbytes());
+            }
+          },
+          [](Napi::Env env) -> Napi::Value { return env.Undefined(); }};
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   export_fn(env, exports, "distInfo", DistInfo);
   export_fn(env, exports, "ncclVersion", NcclVersion);
@@ -278,6 +405,10 @@ void Init(Napi::Env env, Napi::Object exports) {
   export_fn(env, exports, "distReducerBuckets", ReducerBuckets);
   export_fn(env, exports, "distReducerViews", ReducerViews);
   export_fn(env, exports, "distReducerDestroy", ReducerDestroy);
+  export_job(env, exports, "distBroadcastModel", BroadcastModel);
+  export_fn(env, exports, "distReducerAttachModel", ReducerAttachModel);
+  export_fn(env, exports, "distReducerDetachModel", ReducerDetachModel);
+  export_job(env, exports, "distReducerFinishModel", ReducerFinishModel);
 }
 
 }  // namespace

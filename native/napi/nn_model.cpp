@@ -304,6 +304,10 @@ void Init(Napi::Env env, Napi::Object exports) {
 
 }  // namespace
 
+// For other binding files (napi/dist.cpp attaches the gradient reducer's
+// hook and broadcasts weights): the model behind a JS RetinaNet handle.
+std::shared_ptr<nn::RetinaNet> retinanet_from_handle(const Napi::Value& v) { return model_arg(v); }
+
 DS_NAPI_REGISTER(nn_model, Init);
 
 }  // namespace ds::napi

@@ -36,6 +36,21 @@ RetinaNet::RetinaNet(const RetinaNetConfig& cfg) : cfg_(cfg) {
                                      -std::log((1.0 - prior) / prior), rng);
   box_head_ = std::make_unique<Head>(store_, "regression_head", cfg.fpn_channels, cfg.num_anchors * 6,
                                      cfg.head_groups, "bbox_reg", 0.0, rng);
+  // Backward finishes the modules in this order (see set_grad_ready_hook).
+  const char* prefixes[4] = {"regression_head.", "classification_head.", "feature_extractor.fpn.",
+                             "feature_extractor.body."};
+  ready_groups_.resize(4);
+  for (auto& e : store_.entries()) {
+    if (e.buffer || !e.trainable) continue;
+    size_t g = 0;
+    while (g < 4 && e.name.rfind(prefixes[g], 0) != 0) ++g;
+    DS_CHECK(g < 4, "RetinaNet: internal: parameter '", e.name, "' belongs to no module");
+    ready_groups_[g].push_back(&e);
+  }
+}
+
+void RetinaNet::notify_ready(size_t group) {
+  if (hook_ && !ready_groups_[group].empty()) hook_(ready_groups_[group]);
 }
 
 RetinaNet::~RetinaNet() = default;
@@ -100,16 +115,27 @@ Tensor RetinaNet::backward(const std::vector<Tensor>& cls_grads, const std::vect
              box_grads[i].defined() ? box_grads[i].describe() : std::string("nothing"));
   }
   saved_ = false;  // the saved activations are consumed from here on
-  std::vector<Tensor> d = cls_head_->backward(cls_grads);
+  // With a gradient-ready hook (data-parallel training) each module's
+  // gradients are handed over as soon as they are final, so their all-reduce
+  // overlaps the backward of the modules before them.
+  // The regression head goes first: its parameters are registered last, so
+  // they fill the reducer's first bucket, which can then be all-reduced while
+  // the classification head's backward runs. (d + db is the same sum either way.)
   std::vector<Tensor> db = box_head_->backward(box_grads);
+  notify_ready(0);
+  std::vector<Tensor> d = cls_head_->backward(cls_grads);
+  notify_ready(1);
   for (size_t i = 0; i < L; ++i) add_(d[i], db[i]);
   db.clear();
   std::vector<Tensor> dsel = fpn_->backward(d);
+  notify_ready(2);
   d.clear();
   std::vector<Tensor> dfeat(size_t(cfg_.returned_layers.back()));
   for (size_t i = 0; i < cfg_.returned_layers.size(); ++i) dfeat[cfg_.returned_layers[i] - 1] = dsel[i];
   dsel.clear();
-  return body_->backward(dfeat, need_dx);
+  Tensor dx = body_->backward(dfeat, need_dx);
+  notify_ready(3);
+  return dx;
 }
 
 }  // namespace ds::nn

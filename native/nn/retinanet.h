@@ -8,6 +8,7 @@
 // forward (with save = true) are consumed by backward.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -54,6 +55,18 @@ class RetinaNet {
   // Serialises operations on this model (N-API jobs lock it).
   std::mutex& mutex() { return mu_; }
 
+  // Gradient-ready hook (data-parallel training): backward calls it, on the
+  // thread running backward, with the trainable parameters whose gradients
+  // have just become final for this backward, module by module in backward
+  // order: the regression head (after all levels: head weights are shared, so
+  // they are final only after the last level's backward), the classification
+  // head, the FPN, then the backbone (whole: its per-layer backward is inside
+  // ResNet::backward). Every trainable parameter is reported exactly
+  // once per backward. An exception thrown by the hook aborts backward.
+  using GradReadyHook = std::function<void(const std::vector<ParamEntry*>&)>;
+  void set_grad_ready_hook(GradReadyHook hook) { hook_ = std::move(hook); }
+  bool has_grad_ready_hook() const { return bool(hook_); }
+
  private:
   RetinaNetConfig cfg_;
   ParamStore store_;
@@ -64,6 +77,10 @@ class RetinaNet {
   bool saved_ = false;
   std::vector<Shape> cls_shapes_, box_shapes_;
   std::mutex mu_;
+  GradReadyHook hook_;
+  // Trainable parameters per module, in the order backward finishes them.
+  std::vector<std::vector<ParamEntry*>> ready_groups_;
+  void notify_ready(size_t group);
 };
 
 }  // namespace ds::nn

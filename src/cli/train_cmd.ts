@@ -1,23 +1,30 @@
 // `detseg3d train` and `detseg3d validate`.
 import type { Argv } from 'yargs';
+import { readDistEnv } from '../dist/env.js';
 import { ConfigError, type TrainConfig } from '../train/config.js';
 import { train, type TrainEvent } from '../train/trainer.js';
 import { addTrainOptions, checkDataSource, trainConfigFromArgs } from './train_args.js';
 
 export function printEvent(e: TrainEvent): void {
   if (e.kind === 'prepare' && e.done === e.total) console.log(`pre-processed and cached ${e.total} cases`);
-  if (e.kind === 'checkpoint' || e.kind === 'stop') console.log(e.message);
+  if (e.kind === 'checkpoint' || e.kind === 'stop' || e.kind === 'info') console.log(e.message);
   if (e.kind === 'validation') console.log(`validation epoch ${e.epoch}: ${e.message}`);
 }
 
-/** Runs training with SIGINT/SIGTERM handling: the first signal finishes the step and saves `last`. */
+/**
+ * Runs training with SIGINT/SIGTERM handling: the first signal finishes the
+ * step and saves `last`. In a data-parallel job (the launcher forwards the
+ * signal to every rank) the ranks agree on stopping at the same step, rank 0
+ * saves, and only rank 0 prints.
+ */
 export async function runTraining(cfg: TrainConfig, resume: string | null, quiet = false): Promise<void> {
+  const isMain = readDistEnv().rank === 0;
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: string) => {
     signals++;
     if (signals === 1) {
-      console.error(`\n${sig}: finishing the current step and saving 'last' (send again to quit at once)`);
+      if (isMain) console.error(`\n${sig}: finishing the current step and saving 'last' (send again to quit at once)`);
       controller.abort();
     } else process.exit(130);
   };
@@ -26,7 +33,8 @@ export async function runTraining(cfg: TrainConfig, resume: string | null, quiet
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   try {
-    const r = await train({ ...cfg, resume }, { signal: controller.signal, progress: !quiet, onProgress: printEvent });
+    const r = await train({ ...cfg, resume }, { signal: controller.signal, progress: !quiet && isMain, onProgress: isMain ? printEvent : undefined });
+    if (!isMain) return;
     console.log(
       r.stopped
         ? `stopped after epoch ${r.epochsCompleted}; resume with --resume last --output_dir ${cfg.outputDir}`
@@ -54,8 +62,11 @@ export function trainCommand(y: Argv) {
       if (args.multi_gpu) console.warn('--multi_gpu is deprecated and ignored: use `detseg3d launch --nproc_per_node N -- train ...`');
       if (typeof args.gpus === 'number' && args.gpus > 1)
         throw new ConfigError(
-          '--gpus needs the CUDA training path, which this build does not have yet; train on the CPU (--device cpu). ' +
-            '(`detseg3d launch` already starts and supervises ranks, but the trainer does not all-reduce gradients yet.)',
+          `--gpus ${args.gpus} needs the CUDA trainer, which this build does not have yet. ` +
+            `For data-parallel training on the CPU run ${args.gpus} processes: ` +
+            `\`detseg3d launch --nproc_per_node ${args.gpus} -- train --device cpu ...\` ` +
+            '(each process trains on its share of the cases with --batch_size patches per step; set --workers and ' +
+            'DETSEG3D_NUM_THREADS so the processes together do not oversubscribe the cores).',
         );
       const cfg = trainConfigFromArgs(args as Record<string, unknown>);
       checkDataSource(cfg);

@@ -148,6 +148,19 @@ class CaseLoader {
   }
 }
 
+/**
+ * One process's share of each epoch in data-parallel training (as torch's
+ * DistributedSampler with padding): the epoch's case order is padded by
+ * repeating its first entries to a multiple of worldSize, and rank r takes
+ * positions r, r + worldSize, ... So every rank has the same number of
+ * batches, the shards are disjoint except for the padding, and they depend
+ * only on (seed, epoch), not on the world size's history.
+ */
+export interface EpochShard {
+  rank: number;
+  worldSize: number;
+}
+
 export class TrainLoader extends CaseLoader {
   readonly seed: number;
   readonly shuffle: boolean;
@@ -168,28 +181,44 @@ export class TrainLoader extends CaseLoader {
     return this.shared.length;
   }
 
-  /** Case order of an epoch (indices into `cases`). */
-  epochOrder(epoch: number): number[] {
-    const idx = this.shared.map((_, i) => i);
-    return this.shuffle ? new Rng(this.seed, 0xe90c, epoch).shuffle(idx) : idx;
+  /** Batches per epoch of one rank of `worldSize` (see EpochShard). */
+  batchesPerShard(worldSize: number): number {
+    return Math.ceil(this.shared.length / worldSize);
   }
 
-  /** The batches of one epoch, in a seeded order. Breaking out of the loop cancels the queued work. */
-  epoch(epoch: number): AsyncGenerator<Batch> {
-    return this.stream(epoch, 1);
+  /** Case order of an epoch (indices into `cases`); with `shard`, that rank's part of it. */
+  epochOrder(epoch: number, shard?: EpochShard): number[] {
+    const idx = this.shared.map((_, i) => i);
+    const order = this.shuffle ? new Rng(this.seed, 0xe90c, epoch).shuffle(idx) : idx;
+    if (!shard || shard.worldSize === 1) return order;
+    const { rank, worldSize } = shard;
+    if (!Number.isInteger(worldSize) || worldSize < 1 || !Number.isInteger(rank) || rank < 0 || rank >= worldSize)
+      throw new Error(`TrainLoader: shard rank ${rank} is not in [0, world size ${worldSize})`);
+    const out: number[] = [];
+    const total = this.batchesPerShard(worldSize) * worldSize;
+    for (let i = rank; i < total; i += worldSize) out.push(order[i % order.length]);
+    return out;
+  }
+
+  /**
+   * The batches of one epoch, in a seeded order (with `shard`: this rank's
+   * share, see EpochShard). Breaking out of the loop cancels the queued work.
+   */
+  epoch(epoch: number, shard?: EpochShard): AsyncGenerator<Batch> {
+    return this.stream(epoch, 1, shard);
   }
 
   /**
    * The batches of epochs fromEpoch .. fromEpoch + epochs − 1 as one stream,
    * prefetching across epoch boundaries (batchesPerEpoch batches per epoch).
    */
-  stream(fromEpoch: number, epochs: number): AsyncGenerator<Batch> {
-    const per = this.shared.length;
+  stream(fromEpoch: number, epochs: number, shard?: EpochShard): AsyncGenerator<Batch> {
+    const per = shard ? this.batchesPerShard(shard.worldSize) : this.shared.length;
     const orders = new Map<number, number[]>();
     const orderOf = (e: number) => {
       if (!orders.has(e)) {
         orders.clear();
-        orders.set(e, this.epochOrder(e));
+        orders.set(e, this.epochOrder(e, shard));
       }
       return orders.get(e)!;
     };
@@ -211,9 +240,19 @@ export class ValidationLoader extends CaseLoader {
     return new ValidationLoader(pool, shared, opts, report);
   }
 
-  /** Every validation case once, in order: the whole normalised volume, no augmentation. */
-  items(): AsyncGenerator<ValidationItem> {
-    return this.ordered<ValidationItem>(this.shared.length, (i) => ({ kind: 'validation', caseIndex: i, opts: this.pipeline }));
+  /**
+   * Every validation case once, in order (or the cases at `indices`, in that
+   * order: one rank's share in sharded validation): the whole normalised
+   * volume, no augmentation.
+   */
+  items(indices?: number[]): AsyncGenerator<ValidationItem> {
+    const n = this.shared.length;
+    if (indices) {
+      const bad = indices.find((i) => !Number.isInteger(i) || i < 0 || i >= n);
+      if (bad !== undefined) throw new Error(`ValidationLoader.items: case index ${bad} is not in [0, ${n})`);
+    }
+    const at = indices ?? this.shared.map((_, i) => i);
+    return this.ordered<ValidationItem>(at.length, (i) => ({ kind: 'validation', caseIndex: at[i], opts: this.pipeline }));
   }
 
   [Symbol.asyncIterator](): AsyncGenerator<ValidationItem> {

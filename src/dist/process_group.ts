@@ -5,6 +5,7 @@
 // store), turns typed arrays into tensors and back, and makes failures name
 // the rank at fault.
 import dgram from 'node:dgram';
+import type { RetinaNet } from '../model/retinanet.js';
 import { native } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { readDistEnv, type DistEnv } from './env.js';
@@ -249,6 +250,25 @@ export class ProcessGroup {
     return parts.map((p) => JSON.parse(new TextDecoder().decode(p)) as T);
   }
 
+  /** `value` of rank `root` (JSON-serialisable), on every rank. Other ranks' arguments are ignored. */
+  async broadcastObject<T>(value: T, root = 0): Promise<T> {
+    const mine = this.rank === root ? new TextEncoder().encode(JSON.stringify(value ?? null)) : new Uint8Array(0);
+    const parts = await this.allGather(mine);
+    return JSON.parse(new TextDecoder().decode(parts[root])) as T;
+  }
+
+  /**
+   * Every rank ends with root's values of the model's trainable parameters
+   * and/or buffers (BatchNorm running statistics), in one packed message.
+   */
+  async broadcastModel(model: RetinaNet, what: { params: boolean; buffers: boolean }, root = 0): Promise<void> {
+    try {
+      await native.distBroadcastModelAsync(this.live(), model.handle, what, root);
+    } catch (e) {
+      await this.explain(e);
+    }
+  }
+
   /**
    * Benchmark helper: seconds per float32 sum all-reduce of `count` elements
    * in the backend's own memory (device memory for NCCL, so no host copies are
@@ -279,6 +299,37 @@ export class ProcessGroup {
       inPlace: opts.inPlace ?? false,
     });
     return new GradientReducer(h, (e) => this.explain(e));
+  }
+
+  /**
+   * A reducer over the model's trainable parameters (registration order, so
+   * buckets run from the heads back to the stem), attached to the model's
+   * backward: see GradientReducer.attachModel.
+   */
+  createModelReducer(model: RetinaNet, opts: Omit<ReducerOptions, 'inPlace'> = {}): GradientReducer {
+    const dtype = model.config.dtype;
+    const grads = model.parameters().filter((p) => p.trainable).map((p) => Tensor.zeros(p.shape, dtype));
+    const r = this.createReducer(grads, { ...opts, inPlace: true });
+    try {
+      r.attachModel(model);
+    } catch (e) {
+      r.destroy();
+      throw e;
+    }
+    return r;
+  }
+
+  /**
+   * Leaves the group at once, without waiting for the other ranks (after an
+   * error on this rank: the others may be blocked in a collective and would
+   * never reach destroy()'s barrier). Their next collective fails.
+   */
+  async abort(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    native.distDestroy(this.handle);
+    if (this.ownsStore) await this.store.close().catch(() => {});
+    await this.server?.close();
   }
 
   /**
@@ -328,6 +379,30 @@ export class GradientReducer {
   async wait(): Promise<void> {
     try {
       await native.distReducerWaitAsync(this.handle);
+    } catch (e) {
+      await this.explain(e);
+    }
+  }
+
+  /**
+   * Feeds this reducer from the model's backward (created by
+   * ProcessGroup.createModelReducer): each module's gradients are marked ready
+   * by native code as soon as they are final, so their buckets are
+   * all-reduced while backward continues. Then await finishModel() instead
+   * of wait().
+   */
+  attachModel(model: RetinaNet): void {
+    native.distReducerAttachModel(this.handle, model.handle);
+  }
+
+  detachModel(model: RetinaNet): void {
+    native.distReducerDetachModel(model.handle);
+  }
+
+  /** wait(), then the averaged gradients replace the model's parameter gradients. */
+  async finishModel(model: RetinaNet): Promise<void> {
+    try {
+      await native.distReducerFinishModelAsync(this.handle, model.handle);
     } catch (e) {
       await this.explain(e);
     }

@@ -1,5 +1,7 @@
 // The training run's data: case lists from the configuration (folders or a
 // datalist), the train/validation split, and the loaders.
+import { cpus } from 'node:os';
+import { readDistEnv } from '../dist/env.js';
 import { loadDatalist, listFolderDataset, splitCases, type CaseSource } from '../data/dataset.js';
 import { createTrainLoader, createValidationLoader, type TrainLoader, type ValidationLoader } from '../data/loader.js';
 import type { IntensityOptions } from '../data/preprocess.js';
@@ -42,6 +44,16 @@ function splitOf(cases: CaseSource[], cfg: TrainConfig): { train: CaseSource[]; 
   return splitCases(cases, { validationFraction: cfg.valFraction, seed: cfg.seed });
 }
 
+/**
+ * Loader threads when not configured: the cores less one, shared among the
+ * processes of this node in data-parallel training (LOCAL_WORLD_SIZE), so
+ * that N ranks do not start N × (cores − 1) threads.
+ */
+export function defaultWorkers(): number {
+  const local = readDistEnv().localWorldSize;
+  return Math.max(1, Math.floor((cpus().length - 1) / local));
+}
+
 export async function openRunData(
   cfg: TrainConfig,
   onPrepared?: (done: number, total: number, id: string) => void,
@@ -53,7 +65,7 @@ export async function openRunData(
     spacing: cfg.spacing ?? undefined,
     minSize: cfg.minSize,
     intensity: intensityOf(cfg),
-    workers: cfg.workers ?? undefined,
+    workers: cfg.workers ?? defaultWorkers(),
     seed: cfg.seed,
     onPrepared,
   };

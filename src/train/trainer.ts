@@ -8,10 +8,21 @@
 // loss's negative sampling — and the optimizer's momentum is checkpointed, so
 // a run resumed from `last` continues exactly as if it had never stopped
 // (bit-identical on the CPU with the same thread count).
+//
+// Data parallel (WORLD_SIZE > 1, started by `detseg3d launch`, torchrun,
+// mpirun or srun): the ranks join a process group (Gloo for --device cpu),
+// rank 0's weights are broadcast, each rank trains on its shard of every
+// epoch's case order, and the gradients are averaged every step by the
+// bucketed reducer fed from the model's backward (createModelReducer in
+// src/dist/process_group.ts). Only rank 0 writes files and progress; every
+// rank takes part in every collective, and they agree on stopping each step.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { hashSeed } from '../data/rng.js';
 import { anchors as anchorGen, detector } from '../detection/index.js';
+import { readDistEnv } from '../dist/env.js';
+import { initProcessGroup, type GradientReducer, type ProcessGroup } from '../dist/process_group.js';
+import { describeBatch } from '../dist/sampler.js';
 import { RetinaNet } from '../model/retinanet.js';
 import { SGD } from '../model/sgd.js';
 import { Tensor, type Triple } from '../tensor.js';
@@ -25,7 +36,7 @@ import { SummaryWriter } from './tensorboard.js';
 import { MAP_KEY, validate, type ValidationResult } from './validate.js';
 
 export interface TrainEvent {
-  kind: 'prepare' | 'step' | 'epoch' | 'validation' | 'checkpoint' | 'stop';
+  kind: 'prepare' | 'step' | 'epoch' | 'validation' | 'checkpoint' | 'stop' | 'info';
   epoch?: number;
   step?: number;
   loss?: number;
@@ -48,6 +59,12 @@ export interface TrainHooks {
   progress?: boolean;
   /** Stop after this many epochs of this call (tests of resume); the schedule still spans cfg.epochs. */
   maxEpochsThisRun?: number;
+  /**
+   * Data parallel: an existing process group to train in (left open). By
+   * default, when the environment describes several processes (WORLD_SIZE >
+   * 1), train() joins one itself and leaves it at the end.
+   */
+  processGroup?: ProcessGroup;
 }
 
 export interface TrainResult {
@@ -58,6 +75,11 @@ export interface TrainResult {
   lastValidation: ValidationResult | null;
   stopped: boolean;
   config: TrainConfig;
+  /** This process's rank and the number of processes that trained together (1 without data parallelism). */
+  rank: number;
+  worldSize: number;
+  /** The trained model as it is at the end (the same on every rank). */
+  model: RetinaNet;
 }
 
 interface TrainerState {
@@ -66,6 +88,8 @@ interface TrainerState {
   globalStep: number;
   bestMetric: number | null;
   bestEpoch: number | null;
+  /** Processes that trained together (absent in checkpoints of older runs: 1). */
+  worldSize?: number;
 }
 
 export function modelConfigOf(cfg: TrainConfig) {
@@ -161,26 +185,78 @@ export async function train(config: Partial<TrainConfig> & { resume?: string | n
   const { resume, ...rest } = config;
   const cfg = resolveTrainConfig(rest);
   const outputDir = resolve(cfg.outputDir);
-  mkdirSync(outputDir, { recursive: true });
-  writeFileSync(join(outputDir, 'config.json'), JSON.stringify(toSnakeCase(cfg), null, 2) + '\n');
-  const emit = (e: TrainEvent) => hooks.onProgress?.(e);
   if (cfg.device === 'cuda') throw new Error('--device cuda: this build trains on the CPU only so far (the CUDA backend is in progress); use --device cpu');
+  const backend = distBackendFor(cfg.device);
+  const ownGroup = !hooks.processGroup && readDistEnv().worldSize > 1;
+  const pg = hooks.processGroup ?? (ownGroup ? await initProcessGroup({ backend }) : null);
+  let result: TrainResult;
+  try {
+    result = await trainIn(cfg, outputDir, resume ?? null, hooks, pg && pg.worldSize > 1 ? pg : null);
+  } catch (e) {
+    // The other ranks may be blocked in a collective: leave without the closing barrier.
+    if (ownGroup) await pg!.abort();
+    throw e;
+  }
+  if (ownGroup) await pg!.destroy();
+  return result;
+}
+
+/** The one switch for the CUDA trainer: NCCL between GPUs, Gloo between CPU processes. */
+export function distBackendFor(device: TrainConfig['device']): 'gloo' | 'nccl' {
+  return device === 'cuda' ? 'nccl' : 'gloo';
+}
+
+async function trainIn(
+  cfg: TrainConfig,
+  outputDir: string,
+  resume: string | null,
+  hooks: TrainHooks,
+  pg: ProcessGroup | null,
+): Promise<TrainResult> {
+  const rank = pg?.rank ?? 0;
+  const worldSize = pg?.worldSize ?? 1;
+  const isMain = rank === 0;
+  // Only rank 0 writes files and reports progress; the others stay quiet.
+  if (isMain) {
+    mkdirSync(outputDir, { recursive: true });
+    writeFileSync(join(outputDir, 'config.json'), JSON.stringify(toSnakeCase(cfg), null, 2) + '\n');
+  }
+  const emit = (e: TrainEvent) => {
+    if (isMain) hooks.onProgress?.(e);
+  };
+  if (worldSize > 1) emit({ kind: 'info', message: `data parallel over ${worldSize} processes (${pg!.backend}); ${describeBatch(cfg.batchSize, worldSize)}` });
 
   const data = await openRunData(cfg, (done, total, id) => emit({ kind: 'prepare', done, total, message: `prepared ${id} (${done}/${total})` }));
-  const tb = new SummaryWriter(join(outputDir, 'tensorboard'));
-  const log = new JsonlLogger(join(outputDir, 'log.jsonl'));
+  const tb = isMain ? new SummaryWriter(join(outputDir, 'tensorboard')) : null;
+  const log = isMain ? new JsonlLogger(join(outputDir, 'log.jsonl')) : null;
   let progress: TrainProgress | null = null;
+  let reducer: GradientReducer | null = null;
+  let model: RetinaNet | null = null;
   try {
-    const model = RetinaNet.create(modelConfigOf(cfg));
+    model = RetinaNet.create(modelConfigOf(cfg));
     const opt = new SGD(model, { lr: cfg.lr, momentum: cfg.momentum, nesterov: cfg.nesterov, weightDecay: cfg.weightDecay });
     let state: TrainerState = { epoch: 0, stepInEpoch: 0, globalStep: 0, bestMetric: null, bestEpoch: null };
     if (resume) {
       const path = resolveResume(resume, outputDir);
       if (!existsSync(checkpointPaths(path).weights)) throw new Error(`--resume: no checkpoint at ${checkpointPaths(path).weights}`);
+      // Every rank reads the checkpoint (a shared folder, as for the data); the broadcast below makes the weights agree regardless.
       state = restore(model, opt, cfg, path);
+      if (state.stepInEpoch > 0 && (state.worldSize ?? 1) !== worldSize) {
+        // Mid-epoch positions are per-rank shard positions: they do not map to another world size.
+        emit({
+          kind: 'info',
+          message: `the checkpoint stopped in epoch ${state.epoch + 1} with ${state.worldSize ?? 1} process(es), now ${worldSize}: that epoch restarts from its beginning`,
+        });
+        state.stepInEpoch = 0;
+      }
       emit({ kind: 'checkpoint', epoch: state.epoch, message: `resumed from ${path} at epoch ${state.epoch} step ${state.stepInEpoch}` });
     }
-    log.log({ event: 'start', config: toSnakeCase(cfg), trainCases: data.trainIds, validationCases: data.validationIds, resumedAt: state.epoch });
+    state.worldSize = worldSize;
+    if (pg) {
+      await pg.broadcastModel(model, { params: true, buffers: true }, 0);
+      reducer = pg.createModelReducer(model);
+    }
+    log?.log({ event: 'start', config: toSnakeCase(cfg), trainCases: data.trainIds, validationCases: data.validationIds, resumedAt: state.epoch });
 
     const anchorCache = new Map<string, Float32Array[]>();
     const anchorsFor = (patch: Triple, maps: Tensor[]) => {
@@ -191,9 +267,10 @@ export async function train(config: Partial<TrainConfig> & { resume?: string | n
       return anchorCache.get(key)!;
     };
     const lossOpts = lossOptionsOf(cfg);
-    const stepsPerEpoch = data.train.batchesPerEpoch;
+    const stepsPerEpoch = data.train.batchesPerShard(worldSize);
+    const shard = pg ? { rank, worldSize } : undefined;
     const lastEpoch = hooks.maxEpochsThisRun ? Math.min(cfg.epochs, state.epoch + hooks.maxEpochsThisRun) : cfg.epochs;
-    if (hooks.progress) progress = new TrainProgress({ epochs: cfg.epochs, stepsPerEpoch, unit: 'patches' });
+    if (hooks.progress && isMain) progress = new TrainProgress({ epochs: cfg.epochs, stepsPerEpoch, unit: 'patches' });
     let lastValidation: ValidationResult | null = null;
     let stopped = false;
 
@@ -206,7 +283,7 @@ export async function train(config: Partial<TrainConfig> & { resume?: string | n
       let step = 0;
       let sums = { loss: 0, cls: 0, box: 0, n: 0 };
       const t0 = performance.now();
-      for await (const batch of data.train.epoch(epoch)) {
+      for await (const batch of data.train.epoch(epoch, shard)) {
         if (step < skip) {
           step++;
           continue;
@@ -216,32 +293,51 @@ export async function train(config: Partial<TrainConfig> & { resume?: string | n
         const x = Tensor.from(batch.images, [B, pz, py, px, 1]);
         const out = await model.forwardAsync(x);
         const targets = batch.boxes.map((b, i) => ({ boxes: b, labels: batch.labels[i] }));
+        // Negative sampling seeded by the batch's position in the (padded) epoch order: `step` with one process.
         const l = await detector.lossAsync(out, anchorsFor(batch.patchSize, out.clsLogits), targets, {
           ...lossOpts,
-          seed: hashSeed(cfg.seed, 0x1055, epoch, step),
+          seed: hashSeed(cfg.seed, 0x1055, epoch, step * worldSize + rank),
         });
+        let loss = { total: l.total, cls: l.cls, box: l.box };
+        let stopVote = false;
+        if (pg) {
+          // One small all-reduce per step: the mean losses, whether any rank's loss is not finite, whether any rank must stop.
+          // (A stop requested after this vote is seen at the next step's: one step later than with one process.)
+          const v = Float64Array.of(l.total, l.cls, l.box, Number.isFinite(l.total) ? 0 : 1, hooks.signal?.aborted ? 1 : 0);
+          await pg.allReduce(v, 'sum');
+          if (v[3] > 0) throw new Error(`the loss became non-finite on ${v[3]} of ${worldSize} ranks at epoch ${epoch + 1} step ${step + 1}; lower --lr`);
+          loss = { total: v[0] / worldSize, cls: v[1] / worldSize, box: v[2] / worldSize };
+          stopVote = v[4] > 0;
+        }
         if (!Number.isFinite(l.total)) throw new Error(`the loss became ${l.total} at epoch ${epoch + 1} step ${step + 1}; lower --lr`);
         model.zeroGrad();
+        // With data parallelism the model's backward hands each module's gradients to the reducer
+        // as they become final (all-reduced while backward goes on); finishModel waits for the
+        // last bucket and installs the averages.
         await model.backwardAsync({ clsGrads: l.clsGrads, boxGrads: l.boxGrads });
+        if (reducer) await reducer.finishModel(model);
         await opt.stepAsync();
         step++;
         state.stepInEpoch = step;
         state.globalStep++;
-        sums = { loss: sums.loss + l.total, cls: sums.cls + l.cls, box: sums.box + l.box, n: sums.n + 1 };
-        const pps = (sums.n * B) / ((performance.now() - t0) / 1000);
-        tb.addScalars({ 'train/loss': l.total, 'train/cls_loss': l.cls, 'train/box_loss': l.box, 'train/lr': lr }, state.globalStep);
-        log.log({ event: 'step', epoch: epoch + 1, step, loss: l.total, cls_loss: l.cls, box_loss: l.box, lr, patches_per_s: pps });
-        progress?.update(l.total, B);
-        emit({ kind: 'step', epoch: epoch + 1, step, loss: l.total, clsLoss: l.cls, boxLoss: l.box, lr, patchesPerSecond: pps });
-        if (hooks.signal?.aborted) {
+        sums = { loss: sums.loss + loss.total, cls: sums.cls + loss.cls, box: sums.box + loss.box, n: sums.n + 1 };
+        const pps = (sums.n * B * worldSize) / ((performance.now() - t0) / 1000);
+        tb?.addScalars({ 'train/loss': loss.total, 'train/cls_loss': loss.cls, 'train/box_loss': loss.box, 'train/lr': lr }, state.globalStep);
+        log?.log({ event: 'step', epoch: epoch + 1, step, loss: loss.total, cls_loss: loss.cls, box_loss: loss.box, lr, patches_per_s: pps });
+        progress?.update(loss.total, B * worldSize);
+        emit({ kind: 'step', epoch: epoch + 1, step, loss: loss.total, clsLoss: loss.cls, boxLoss: loss.box, lr, patchesPerSecond: pps });
+        if (pg ? stopVote : hooks.signal?.aborted) {
           stopped = true;
           break;
         }
       }
+      // BatchNorm running statistics: rank 0's, as torch DDP's buffer broadcast (rank 0 never receives,
+      // so its statistics come from its own batches either way); needed before validation and checkpoints.
+      if (pg) await pg.broadcastModel(model, { params: false, buffers: true }, 0);
       if (stopped) {
-        saveRun(model, opt, cfg, state, runCheckpoint(outputDir, 'last'));
+        if (isMain) saveRun(model, opt, cfg, state, runCheckpoint(outputDir, 'last'));
         emit({ kind: 'stop', epoch: epoch + 1, step: state.stepInEpoch, message: `stopped; saved ${runCheckpoint(outputDir, 'last')}` });
-        log.log({ event: 'stop', epoch: epoch + 1, step: state.stepInEpoch });
+        log?.log({ event: 'stop', epoch: epoch + 1, step: state.stepInEpoch });
         break;
       }
       // Epoch complete.
@@ -249,30 +345,32 @@ export async function train(config: Partial<TrainConfig> & { resume?: string | n
       state.stepInEpoch = 0;
       const mean = { loss: sums.loss / Math.max(1, sums.n), cls: sums.cls / Math.max(1, sums.n), box: sums.box / Math.max(1, sums.n) };
       const seconds = (performance.now() - t0) / 1000;
-      tb.addScalars({ 'epoch/loss': mean.loss, 'epoch/cls_loss': mean.cls, 'epoch/box_loss': mean.box, 'epoch/lr': lr }, state.epoch);
-      log.log({ event: 'epoch', epoch: state.epoch, ...mean, lr, seconds, patches_per_s: (sums.n * cfg.batchSize) / seconds });
+      tb?.addScalars({ 'epoch/loss': mean.loss, 'epoch/cls_loss': mean.cls, 'epoch/box_loss': mean.box, 'epoch/lr': lr }, state.epoch);
+      log?.log({ event: 'epoch', epoch: state.epoch, ...mean, lr, seconds, patches_per_s: (sums.n * cfg.batchSize * worldSize) / seconds });
       emit({ kind: 'epoch', epoch: state.epoch, loss: mean.loss, clsLoss: mean.cls, boxLoss: mean.box, lr });
 
       const summary: Record<string, number | string> = {};
       if (data.validation && (state.epoch % cfg.valInterval === 0 || state.epoch === cfg.epochs)) {
-        lastValidation = await validate(model, data.validation, cfg);
+        // Sharded over the ranks; every rank gets rank 0's metrics, so all agree on the best model.
+        lastValidation = await validate(model, data.validation, cfg, undefined, pg);
         const score = Number.isFinite(lastValidation.score) ? lastValidation.score : -1;
-        for (const [k, v] of Object.entries(lastValidation.metrics)) tb.addScalar(`val/${k}`, v, state.epoch);
-        log.log({ event: 'validation', epoch: state.epoch, metrics: lastValidation.metrics, seconds: lastValidation.seconds });
+        for (const [k, v] of Object.entries(lastValidation.metrics)) tb?.addScalar(`val/${k}`, v, state.epoch);
+        log?.log({ event: 'validation', epoch: state.epoch, metrics: lastValidation.metrics, seconds: lastValidation.seconds });
         emit({ kind: 'validation', epoch: state.epoch, metrics: lastValidation.metrics, message: lastValidation.headline });
         summary.val = lastValidation.headline;
         if (state.bestMetric === null || score > state.bestMetric) {
           state.bestMetric = score;
           state.bestEpoch = state.epoch;
-          saveRun(model, opt, cfg, state, runCheckpoint(outputDir, 'best_model'));
+          if (isMain) saveRun(model, opt, cfg, state, runCheckpoint(outputDir, 'best_model'));
           emit({ kind: 'checkpoint', epoch: state.epoch, message: `new best ${MAP_KEY} ${score.toFixed(4)}: saved best_model` });
         }
       }
       progress?.endEpoch(summary);
-      if (state.epoch % cfg.checkpointInterval === 0)
+      if (isMain && state.epoch % cfg.checkpointInterval === 0)
         saveRun(model, opt, cfg, state, runCheckpoint(outputDir, `checkpoint_epoch${state.epoch}`));
-      saveRun(model, opt, cfg, state, runCheckpoint(outputDir, 'last'));
-      if (hooks.signal?.aborted) stopped = true;
+      if (isMain) saveRun(model, opt, cfg, state, runCheckpoint(outputDir, 'last'));
+      // A stop requested during validation or the checkpoints: every rank must agree.
+      if (pg ? await pg.anyTrue(hooks.signal?.aborted ?? false) : hooks.signal?.aborted) stopped = true;
     }
     return {
       outputDir,
@@ -282,11 +380,21 @@ export async function train(config: Partial<TrainConfig> & { resume?: string | n
       lastValidation,
       stopped,
       config: cfg,
+      rank,
+      worldSize,
+      model,
     };
   } finally {
     progress?.stop();
-    tb.close();
-    log.close();
+    tb?.close();
+    log?.close();
+    if (reducer) {
+      try {
+        reducer.detachModel(model!);
+      } finally {
+        reducer.destroy();
+      }
+    }
     await data.close();
   }
 }
