@@ -173,6 +173,16 @@ const CASES: Case[] = [
   { name: 'few output tiles (K split)', N: 1, D: [8, 10, 12], Ci: 2, Co: 3, k: t3(3), stride: t3(1), padding: t3(1), dilation: t3(1) },
   { name: 'large reduction, M > MC', N: 1, D: [10, 12, 20], Ci: 24, Co: 8, k: t3(3), stride: t3(1), padding: t3(1), dilation: t3(1) },
   { name: 'kernel 2 stride 3 no padding', N: 3, D: [7, 8, 9], Ci: 5, Co: 70, k: t3(2), stride: t3(3), padding: t3(0), dilation: t3(1) },
+  // Ci = 40 = one full 32-wide B panel + 8 for the grad-input GEMM, whose B
+  // operand is packed straight from the weights (stride 1: one phase; stride 2: 8 phases).
+  { name: 'wide Cin, full panels', N: 1, D: [4, 5, 6], Ci: 40, Co: 36, k: t3(3), stride: t3(1), padding: t3(1), dilation: t3(1) },
+  { name: 'wide Cin, stride 2', N: 1, D: [5, 4, 6], Ci: 40, Co: 12, k: t3(3), stride: t3(2), padding: t3(1), dilation: t3(1) },
+  // 256 channels: every 256-wide K block is one tap, which the AVX-512 kernel
+  // reads in place from x (forward) and dy (grad input), padding rows as zeros;
+  // 27 rows leave a partial last micro-panel.
+  { name: 'Cin = Cout = 256 (A read in place)', N: 1, D: [3, 3, 3], Ci: 256, Co: 256, k: t3(3), stride: t3(1), padding: t3(1), dilation: t3(1) },
+  // 128 channels: a K block covers two taps of a run, which is packed where one of them is in the padding.
+  { name: 'Cin 128 (blocks of two taps)', N: 1, D: [3, 4, 5], Ci: 128, Co: 8, k: t3(3), stride: t3(1), padding: t3(1), dilation: t3(1) },
 ];
 
 describe('conv3d against a float64 reference', () => {

@@ -22,7 +22,19 @@ Tensor ConvUnit::forward(const Tensor& x) const {
 }
 
 Tensor ConvUnit::backward(const Tensor& x, const Tensor& dy, bool need_dx) const {
-  Conv3dGrads g = conv3d_backward(x, weight->value, dy, params, need_dx, weight->trainable, bias && bias->trainable);
+  const bool need_b = bias && bias->trainable;
+  // A layer applied more than once per step (the shared head convs run once
+  // per pyramid level) adds its later weight gradients straight into the
+  // stored gradient: no fresh multi-MiB tensor (page faults) and no extra add pass.
+  if (weight->trainable && weight->grad_set && (!need_b || bias->grad_set)) {
+    Conv3dGrads acc;
+    acc.grad_weight = weight->grad;
+    if (need_b) acc.grad_bias = bias->grad;
+    conv3d_backward_into(x, weight->value, dy, params, acc, /*accumulate=*/true);
+    if (!need_dx) return Tensor();
+    return conv3d_backward(x, weight->value, dy, params, true, false, false).grad_input;
+  }
+  Conv3dGrads g = conv3d_backward(x, weight->value, dy, params, need_dx, weight->trainable, need_b);
   if (g.grad_weight.defined()) ParamStore::accumulate_grad(*weight, g.grad_weight);
   if (g.grad_bias.defined()) ParamStore::accumulate_grad(*bias, g.grad_bias);
   return g.grad_input;

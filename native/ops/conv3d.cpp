@@ -4,7 +4,13 @@
 //   grad weight  dW[Cout, K] = dY^T · X                    (reduction over M)
 //   grad input   per stride phase r: dX_r = G_r · W_r      (G_r gathers dY)
 // 1x1x1 convolutions with stride 1 and no padding are plain GEMMs on the
-// tensors. Nothing of size M x K is ever allocated.
+// tensors. Nothing of size M x K is ever allocated; temporaries come from
+// gemm::ScratchBlock (no page faults per call).
+// Measured (2-core AVX-512 VM, benchmarks/conv3d.js, % of the FMA peak per
+// CPU-second): 3x3x3 256->256 fwd / grad input / grad weight 72 / 70 / 64%,
+// 64->64 62 / 63 / 54%, 1x1x1 256->64 41 / 22 / 39%, stem 7x7x7 1->64
+// forward 29%, grad weight 26%; the seed network's 64x64x32 training step
+// spends ~1.6 s of 1.8 s in conv3d, 75% of it in the 16^3 256->256 layers.
 #include "ops/conv3d.h"
 
 #include <algorithm>
@@ -110,18 +116,19 @@ Im2col<T> input_matrix(const Geo& g, const T* x, const TapList& taps) {
 // Each im2col row is then K1 runs of Cin' values instead of K1*K2 runs of
 // K3*Cin, which makes packing 7x cheaper for the 7x7x7 stem. X2 holds
 // K2*K3*Cin values per output position of a plane; the fold is skipped when
-// that would exceed 64 Mi elements.
+// that would exceed 64 Mi elements. The folded tensor goes into `fold_buf`.
 template <class T>
-bool fold_taps(const Geo& g, const T* x, std::vector<T>& buf, Geo* out) {
+bool fold_taps(const Geo& g, const T* x, gemm::ScratchBlock& fold_buf, const T** folded, Geo* out) {
   const int64_t cin2 = g.K[1] * g.K[2] * g.Ci;
   if (g.Ci > 4 || g.K[1] * g.K[2] < 4) return false;
   const int64_t lines = g.N * g.D[0] * g.O[1];
   if (lines * g.O[2] * cin2 > (int64_t(1) << 26)) return false;
-  buf.resize(size_t(lines * g.O[2] * cin2));
+  T* buf = fold_buf.get<T>(size_t(lines * g.O[2] * cin2));
+  *folded = buf;
   parallel_for(0, lines, 4, [&](int64_t l0, int64_t l1) {
     for (int64_t l = l0; l < l1; ++l) {
       const int64_t o2 = l % g.O[1], nd = l / g.O[1];  // nd = n * D1 + i1
-      T* d = buf.data() + l * g.O[2] * cin2;
+      T* d = buf + l * g.O[2] * cin2;
       for (int64_t o3 = 0; o3 < g.O[2]; ++o3)
         for (int64_t k2 = 0; k2 < g.K[1]; ++k2) {
           const int64_t i2 = o2 * g.p.stride[1] - g.p.padding[1] + k2 * g.p.dilation[1];
@@ -150,9 +157,10 @@ bool fold_taps(const Geo& g, const T* x, std::vector<T>& buf, Geo* out) {
 template <class T>
 void forward_gemm(const Geo& g, const T* x, const T* w, const T* b, T* y, bool acc) {
   {
-    std::vector<T> folded;
+    gemm::ScratchBlock buf;
+    const T* folded;
     Geo f;
-    if (fold_taps(g, x, folded, &f)) return forward_gemm(f, folded.data(), w, b, y, acc);
+    if (fold_taps(g, x, buf, &folded, &f)) return forward_gemm(f, folded, w, b, y, acc);
   }
   const int64_t M = rows_of(g), K = taps_of(g) * g.Ci;
   if (b) {  // y = bias (or y += bias), then the GEMM accumulates
@@ -199,24 +207,26 @@ void grad_bias(const Geo& g, const T* dy, T* db, bool acc) {
 template <class T>
 void grad_weight(const Geo& g, const T* x, const T* dy, T* dw, bool acc) {
   {
-    std::vector<T> folded;
+    gemm::ScratchBlock buf;
+    const T* folded;
     Geo f;
-    if (fold_taps(g, x, folded, &f)) return grad_weight(f, folded.data(), dy, dw, acc);
+    if (fold_taps(g, x, buf, &folded, &f)) return grad_weight(f, folded, dy, dw, acc);
   }
   const int64_t M = rows_of(g), K = taps_of(g) * g.Ci;
   // dY^T once, so that every thread's A packing is a plain row copy (packing
   // the transpose on the fly costs as much as the GEMM itself for 1x1x1 layers).
-  std::vector<T> dyt(size_t(M * g.Co));
+  gemm::ScratchBlock dyt_buf;
+  T* dyt = dyt_buf.get<T>(size_t(M * g.Co));
   parallel_for(0, (M + 63) / 64, 4, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t r0 = b * 64, r1 = std::min(M, r0 + 64);
       for (int64_t c = 0; c < g.Co; ++c) {
-        T* d = dyt.data() + c * M;
+        T* d = dyt + c * M;
         for (int64_t r = r0; r < r1; ++r) d[r] = dy[r * g.Co + c];
       }
     }
   });
-  gemm::MatrixA<T> a(dyt.data(), M);
+  gemm::MatrixA<T> a(dyt, M);
   if (is_pointwise(g)) {
     gemm::MatrixB<T> b(x, g.Ci);
     gemm::gemm<T>(g.Co, K, M, a, b, dw, K, acc);
@@ -226,6 +236,35 @@ void grad_weight(const Geo& g, const T* x, const T* dy, T* dw, bool acc) {
   Im2colB<T> b(input_matrix(g, x, taps));
   gemm::gemm<T>(g.Co, K, M, a, b, dw, K, acc);
 }
+
+// B operand of a grad-input phase, read straight from the weights:
+//   B[(j, co), ci] = w[co, tap[j], ci]     (j over the phase's taps)
+// Each B row is Ci contiguous weights, so packing is a copy of NR-wide pieces;
+// no reordered copy of the weights (7 MiB for 3x3x3 256->256) is made per call.
+template <class T>
+struct TapWeightB final : gemm::PackB<T> {
+  const T* w;
+  int64_t taps_all, Co, Ci;
+  const int64_t* tap;  // weight tap index of phase tap j
+  TapWeightB(const T* w_, int64_t taps_all_, int64_t co, int64_t ci, const int64_t* tap_)
+      : w(w_), taps_all(taps_all_), Co(co), Ci(ci), tap(tap_) {}
+  void pack(T* dst, int64_t j0, int64_t nc, int64_t k0, int64_t kc, int nr) const override {
+    for (int64_t q = 0; q * nr < nc; ++q) {
+      const int cnt = int(std::min<int64_t>(nr, nc - q * nr));
+      T* d = dst + q * nr * kc;
+      for (int64_t k = k0; k < k0 + kc; ++k, d += nr) {
+        const int64_t j = k / Co, co = k - j * Co;
+        const T* src = w + (co * taps_all + tap[j]) * Ci + j0 + q * nr;
+        if (cnt == 32) {  // the full AVX-512 panel row: fixed-size, inlined copy
+          for (int c = 0; c < 32; ++c) d[c] = src[c];
+        } else {
+          for (int c = 0; c < cnt; ++c) d[c] = src[c];
+          for (int c = cnt; c < nr; ++c) d[c] = T(0);
+        }
+      }
+    }
+  }
+};
 
 inline int64_t floor_mod(int64_t a, int64_t b) { return ((a % b) + b) % b; }
 
@@ -238,16 +277,17 @@ void grad_input_col2im(const Geo& g, const T* w, const T* dy, T* dx, bool acc) {
   const int64_t M = rows_of(g), K = taps_of(g) * g.Ci;
   if (!acc) std::fill(dx, dx + g.N * g.D[0] * g.D[1] * g.D[2] * g.Ci, T(0));
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(M, (int64_t(1) << 21) / K));
-  std::vector<T> col(size_t(chunk * K));
+  gemm::ScratchBlock col_buf;
+  T* col = col_buf.get<T>(size_t(chunk * K));
   const int64_t O12 = g.O[1] * g.O[2];
   for (int64_t m0 = 0; m0 < M; m0 += chunk) {
     const int64_t mc = std::min(chunk, M - m0);
-    gemm::gemm_matrix<T>(false, false, mc, K, g.Co, dy + m0 * g.Co, g.Co, w, K, col.data(), K, false);
+    gemm::gemm_matrix<T>(false, false, mc, K, g.Co, dy + m0 * g.Co, g.Co, w, K, col, K, false);
     parallel_for(0, g.N * g.D[0], 1, [&](int64_t p0, int64_t p1) {
       for (int64_t m = m0; m < m0 + mc; ++m) {
         const int64_t o3 = m % g.O[2], o2 = (m / g.O[2]) % g.O[1], o1 = (m / O12) % g.O[0];
         const int64_t n = m / (O12 * g.O[0]);
-        const T* cm = col.data() + (m - m0) * K;
+        const T* cm = col + (m - m0) * K;
         for (int64_t a = 0; a < g.K[0]; ++a) {
           const int64_t i1 = o1 * g.p.stride[0] - g.p.padding[0] + a * g.p.dilation[0];
           const int64_t plane = n * g.D[0] + i1;
@@ -292,7 +332,8 @@ void grad_input(const Geo& g, const T* w, const T* dy, T* dx, bool acc) {
   const bool unit = s[0] == 1 && s[1] == 1 && s[2] == 1;
   const int64_t in_elems = g.N * g.D[0] * g.D[1] * g.D[2] * g.Ci;
   if (!unit && !acc) std::fill(dx, dx + in_elems, T(0));
-  std::vector<T> wr, tmp;
+  std::vector<int64_t> tap_idx;
+  gemm::ScratchBlock tmp_buf;
   for (int64_t r1 = 0; r1 < s[0]; ++r1)
     for (int64_t r2 = 0; r2 < s[1]; ++r2)
       for (int64_t r3 = 0; r3 < s[2]; ++r3) {
@@ -327,11 +368,8 @@ void grad_input(const Geo& g, const T* w, const T* dy, T* dx, bool acc) {
         for (const Tap& t : hit) taps.off.push_back(t.off);
         taps.build_runs();
         const int64_t nt = int64_t(hit.size()), Kr = nt * g.Co;
-        wr.resize(size_t(Kr * g.Ci));  // W_r[(j, co), ci] = w[co, tap_j, ci]
-        for (int64_t j = 0; j < nt; ++j)
-          for (int64_t co = 0; co < g.Co; ++co)
-            std::copy(w + (co * taps_all + hit[size_t(j)].idx) * g.Ci,
-                      w + (co * taps_all + hit[size_t(j)].idx + 1) * g.Ci, wr.data() + (j * g.Co + co) * g.Ci);
+        tap_idx.clear();
+        for (const Tap& t : hit) tap_idx.push_back(t.idx);
         Im2col<T> m;
         m.src = dy;
         m.N = g.N;
@@ -343,20 +381,20 @@ void grad_input(const Geo& g, const T* w, const T* dy, T* dx, bool acc) {
         }
         m.taps = &taps;
         Im2colA<T> A(m);
-        gemm::MatrixB<T> B(wr.data(), g.Ci);
+        TapWeightB<T> B(w, taps_all, g.Co, g.Ci, tap_idx.data());
         if (unit) {
           gemm::gemm<T>(Mr, g.Ci, Kr, A, B, dx, g.Ci, acc);
           continue;
         }
-        tmp.resize(size_t(Mr * g.Ci));
-        gemm::gemm<T>(Mr, g.Ci, Kr, A, B, tmp.data(), g.Ci, false);
+        T* tmp = tmp_buf.get<T>(size_t(Mr * g.Ci));
+        gemm::gemm<T>(Mr, g.Ci, Kr, A, B, tmp, g.Ci, false);
         parallel_for(0, g.N * R[0] * R[1], 16, [&](int64_t l0, int64_t l1) {
           for (int64_t l = l0; l < l1; ++l) {  // one (n, j1, j2) line of the phase
             const int64_t j2 = l % R[1], j1 = (l / R[1]) % R[0], n = l / (R[1] * R[0]);
             const int64_t i1 = r[0] + s[0] * j1, i2 = r[1] + s[1] * j2;
             for (int64_t j3 = 0; j3 < R[2]; ++j3) {
               const int64_t i3 = r[2] + s[2] * j3;
-              const T* src = tmp.data() + (l * R[2] + j3) * g.Ci;
+              const T* src = tmp + (l * R[2] + j3) * g.Ci;
               T* dst = dx + (((n * g.D[0] + i1) * g.D[1] + i2) * g.D[2] + i3) * g.Ci;
               if (acc)
                 for (int64_t c = 0; c < g.Ci; ++c) dst[c] += src[c];

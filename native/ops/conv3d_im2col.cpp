@@ -2,13 +2,20 @@
 //
 // Im2colA (forward, input gradient) fills the row-major A panels: each panel
 // row is a handful of contiguous pieces of the source (one per run of taps),
-// copied with memcpy, or zeros where the run leaves the volume.
+// copied with memcpy, or zeros where the run leaves the volume. When a K
+// block lies inside one run (Cin >= KC), Im2colA::rows hands the kernel
+// pointers into the source instead, and nothing is copied.
 // Im2colB (weight gradient) copies contiguous pieces of each row straight
-// into the NR-wide B panels. Neither needs a transpose.
+// into the NR-wide B panels (with AVX-512, all whole panels of a run piece in
+// one call). Neither needs a transpose.
 #include "ops/conv3d_im2col.h"
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
+
+#include "core/cpu_features.h"
+#include "ops/gemm_kernels.h"
 
 namespace ds::conv_detail {
 
@@ -126,10 +133,36 @@ void Im2colA<T>::pack(T* dst, int64_t i0, int64_t mc, int64_t k0, int64_t kc, in
 }
 
 template <class T>
+bool Im2colA<T>::rows(const T** rows, int64_t i0, int m, int64_t k0, int64_t kc, int mr) const {
+  const TapList& tl = *g.taps;
+  const size_t u = run_of(tl, g.C, k0);
+  const int64_t kb = tl.run_first[u] * g.C;
+  if (k0 + kc > kb + tl.run_taps[u] * g.C) return false;  // the block spans two runs
+  const auto& o = tl.off[size_t(tl.run_first[u])];
+  // Taps [ta, tb] of the run hold the block: only they must be all inside or all outside.
+  const int64_t ta = (k0 - kb) / g.C, tb = (k0 + kc - 1 - kb) / g.C;
+  const T* zeros = gemm::zero_row<T>(kc);
+  for (int i = 0; i < mr; ++i) {
+    rows[i] = zeros;
+    if (i >= m) continue;
+    const RowPos p = decode(g, i0 + i, true);
+    const int64_t s1 = p.b[0] + o[0], s2 = p.b[1] + o[1], s3 = p.b[2] + o[2];
+    if (s1 < 0 || s1 >= g.S[0] || s2 < 0 || s2 >= g.S[1] || s3 + tb < 0 || s3 + ta >= g.S[2]) continue;
+    if (s3 + ta < 0 || s3 + tb >= g.S[2]) return false;  // partly outside: pack
+    rows[i] = g.src + ((((p.n * g.S[0] + s1) * g.S[1] + s2) * g.S[2] + s3) * g.C + (k0 - kb));
+  }
+  return true;
+}
+
+template <class T>
 void Im2colB<T>::pack(T* dst, int64_t j0, int64_t nc, int64_t k0, int64_t kc, int nr) const {
   const TapList& tl = *g.taps;
   const size_t first_run = run_of(tl, g.C, j0);
   const int64_t npan = (nc + nr - 1) / nr;
+#if defined(DETSEG3D_HAVE_X86_SIMD)
+  // Whole 32-wide panel rows of a run piece go in one AVX-512 call.
+  const bool spread = std::is_same_v<T, float> && nr == 32 && simd_level() == SimdLevel::AVX512;
+#endif
   if (nc % nr) {  // zero the padding columns of the last panel
     T* last = dst + (npan - 1) * nr * kc;
     for (int64_t m = 0; m < kc; ++m) std::fill(last + m * nr + nc % nr, last + (m + 1) * nr, T(0));
@@ -151,6 +184,16 @@ void Im2colB<T>::pack(T* dst, int64_t j0, int64_t nc, int64_t k0, int64_t kc, in
           std::fill(d, d + len, T(0));
         } else if (!clipped) {
           const T* src = ptr + (col - kb);
+#if defined(DETSEG3D_HAVE_X86_SIMD)
+          if constexpr (std::is_same_v<T, float>) {
+            if (spread && within == 0 && e - col >= 32) {  // all whole panels of this run piece at once
+              const int64_t pieces = (e - col) / 32;
+              gemm::detail::spread32_avx512(d, nr * kc, src, pieces);
+              col += pieces * 32;
+              continue;
+            }
+          }
+#endif
           if (len == 32) {  // the common full AVX-512 panel row: fixed-size, inlined copy
             for (int c = 0; c < 32; ++c) d[c] = src[c];
           } else {

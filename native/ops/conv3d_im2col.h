@@ -41,6 +41,10 @@ struct Im2colA final : gemm::PackA<T> {
   Im2col<T> g;
   explicit Im2colA(const Im2col<T>& g_) : g(g_) {}
   void pack(T* dst, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int mr) const override;
+  // In place when [k0, k0+kc) lies in one run of taps that is wholly inside
+  // or wholly outside the volume for every row (e.g. Cin = 256, KC = 256:
+  // every block is one tap); rows past i0+m point at zeros.
+  bool rows(const T** rows, int64_t i0, int m, int64_t k0, int64_t kc, int mr) const override;
 };
 
 // B operand: B[m, k] = X[m, k]; rows of B are rows of X (the long GEMM

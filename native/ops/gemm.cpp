@@ -11,8 +11,13 @@
 // becomes ic -> pc, so each C tile stays in cache for the whole reduction.
 // Threads: a 2-D grid of C tiles minimising compute + packing per thread, or
 // a split of K with a final reduction when C has fewer than 2 tiles per thread.
-// Measured single-threaded on the development machine (shared, loaded): large
-// GEMMs at 60-75% of the FMA-loop peak per CPU-second; see benchmarks/conv3d.js.
+// Measured on the development machine (2-core AVX-512 VM, shared): large
+// GEMMs at 65-70% of the FMA-loop peak; 3x3x3 256->256 convolutions at 70-72%
+// (forward, grad input) and 64% (grad weight) per CPU-second, where the
+// kernel alone reaches 83%; see benchmarks/conv3d.js. Tried without gain:
+// other MC/KC/NC (96..384 / 128..512 / 256..3072), B packed once and shared
+// by the threads (slower: the B block then comes from L3, not from the L2 of
+// the thread that packed it).
 #include "ops/gemm.h"
 
 #include <algorithm>
@@ -20,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -62,7 +68,7 @@ struct Buffer {
     return static_cast<T*>(p);
   }
 };
-thread_local Buffer t_abuf, t_bbuf;
+thread_local Buffer t_abuf, t_bbuf, t_partial, t_arows;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -75,22 +81,80 @@ const T* zero_row(int64_t n) {
   return z.data();
 }
 
+// ---- scratch blocks -------------------------------------------------------------
+namespace {
+struct ScratchCache {
+  std::mutex mu;
+  std::vector<std::pair<void*, size_t>> free;  // idle blocks
+};
+ScratchCache& scratch_cache() {
+  static ScratchCache* c = new ScratchCache;  // never destroyed: safe during thread teardown at exit
+  return *c;
+}
+}  // namespace
+
+void ScratchBlock::acquire(size_t bytes) {
+  release();
+  bytes = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+  ScratchCache& c = scratch_cache();
+  void* drop = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    // Smallest idle block that fits; otherwise the largest idle block is too
+    // small for this caller and is replaced, so the count of blocks stays put.
+    size_t best = c.free.size(), largest = c.free.size();
+    for (size_t i = 0; i < c.free.size(); ++i) {
+      if (c.free[i].second >= bytes && (best == c.free.size() || c.free[i].second < c.free[best].second)) best = i;
+      if (largest == c.free.size() || c.free[i].second > c.free[largest].second) largest = i;
+    }
+    const size_t pick = best < c.free.size() ? best : largest;
+    if (pick < c.free.size()) {
+      if (best < c.free.size()) {
+        p_ = c.free[pick].first;
+        bytes_ = c.free[pick].second;
+      } else {
+        drop = c.free[pick].first;
+      }
+      c.free.erase(c.free.begin() + std::ptrdiff_t(pick));
+    }
+  }
+  std::free(drop);
+  if (!p_) {
+    p_ = std::aligned_alloc(64, bytes);
+    DS_CHECK(p_ != nullptr, "conv3d: out of host memory allocating a ", bytes, "-byte temporary buffer");
+    bytes_ = bytes;
+  }
+}
+
+void ScratchBlock::release() {
+  if (!p_) return;
+  ScratchCache& c = scratch_cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.free.emplace_back(p_, bytes_);
+  }
+  p_ = nullptr;
+  bytes_ = 0;
+}
+
 // ---- kernel selection -------------------------------------------------------
 template <>
 MicroKernel<float> micro_kernel<float>() {
 #if defined(DETSEG3D_HAVE_X86_SIMD)
   switch (simd_level()) {
-    case SimdLevel::AVX512: return {detail::kMrAvx512, detail::kNrAvx512, detail::micro_avx512_f32, "avx512 8x32"};
-    case SimdLevel::AVX2: return {detail::kMrAvx2, detail::kNrAvx2, detail::micro_avx2_f32, "avx2 6x16"};
+    case SimdLevel::AVX512:
+      return {detail::kMrAvx512, detail::kNrAvx512, detail::micro_avx512_f32, detail::micro_avx512_f32_rows,
+              "avx512 8x32"};
+    case SimdLevel::AVX2: return {detail::kMrAvx2, detail::kNrAvx2, detail::micro_avx2_f32, nullptr, "avx2 6x16"};
     default: break;
   }
 #endif
-  return {4, 8, micro_portable<float, 4, 8>, "portable 4x8"};
+  return {4, 8, micro_portable<float, 4, 8>, nullptr, "portable 4x8"};
 }
 
 template <>
 MicroKernel<double> micro_kernel<double>() {
-  return {4, 8, micro_portable<double, 4, 8>, "portable 4x8 (f64)"};
+  return {4, 8, micro_portable<double, 4, 8>, nullptr, "portable 4x8 (f64)"};
 }
 
 // ---- pack helpers -----------------------------------------------------------
@@ -174,6 +238,14 @@ void MatrixA<T>::pack(T* dst, int64_t i0, int64_t mc, int64_t k0, int64_t kc, in
 }
 
 template <class T>
+bool MatrixA<T>::rows(const T** rows, int64_t i0, int m, int64_t k0, int64_t kc, int mr) const {
+  if (trans) return false;
+  const T* zeros = zero_row<T>(kc);
+  for (int i = 0; i < mr; ++i) rows[i] = i < m ? a + (i0 + i) * lda + k0 : zeros;
+  return true;
+}
+
+template <class T>
 void MatrixB<T>::pack(T* dst, int64_t j0, int64_t nc, int64_t k0, int64_t kc, int nr) const {
   for (int64_t q = 0; q * nr < nc; ++q) {
     const int cnt = int(std::min<int64_t>(nr, nc - q * nr));
@@ -212,13 +284,34 @@ void gemm_tile(const Ctx<T>& x, int64_t m0, int64_t m1, int64_t n0, int64_t n1, 
   const int64_t ncols = n1 - n0, npanels = ceil_div(ncols, nr);
   const int64_t kblocks = ceil_div(k1 - k0, x.kc);
   T* abuf = t_abuf.get<T>(size_t(x.mc + mr) * size_t(x.kc));
+  // With a row-pointer kernel, A panels that PackA::rows can point at in
+  // place are not packed (only the others are, into their slot of abuf).
+  const T** arows = x.uk.rows_fn ? t_arows.get<const T*>(size_t(x.mc + mr)) : nullptr;
+  auto pack_a = [&](int64_t ic, int64_t mc, int64_t pc, int64_t kc) {
+    if (!arows) {
+      x.a->pack(abuf, ic, mc, pc, kc, mr);
+      return;
+    }
+    for (int64_t ir = 0; ir < mc; ir += mr) {
+      const int m = int(std::min<int64_t>(mr, mc - ir));
+      const T** r = arows + ir;
+      if (x.a->rows(r, ic + ir, m, pc, kc, mr)) continue;
+      T* dst = abuf + ir * kc;
+      x.a->pack(dst, ic + ir, m, pc, kc, mr);
+      for (int i = 0; i < mr; ++i) r[i] = dst + i * kc;
+    }
+  };
   auto macro = [&](const T* ap, const T* bp, int64_t ic, int64_t mc, int64_t jc, int64_t nc, int64_t kc, bool a) {
     for (int64_t jr = 0; jr < nc; jr += nr) {
       const int n = int(std::min<int64_t>(nr, nc - jr));
       const T* bpan = bp + (jr / nr) * nr * kc;
       for (int64_t ir = 0; ir < mc; ir += mr) {
         const int m = int(std::min<int64_t>(mr, mc - ir));
-        x.uk.fn(kc, ap + (ir / mr) * mr * kc, bpan, c + (ic + ir) * ldc + jc + jr, ldc, m, n, a);
+        T* ct = c + (ic + ir) * ldc + jc + jr;
+        if (arows)
+          x.uk.rows_fn(kc, arows + ir, bpan, ct, ldc, m, n, a);
+        else
+          x.uk.fn(kc, ap + (ir / mr) * mr * kc, bpan, ct, ldc, m, n, a);
       }
     }
   };
@@ -234,7 +327,7 @@ void gemm_tile(const Ctx<T>& x, int64_t m0, int64_t m1, int64_t n0, int64_t n1, 
       const int64_t mc = std::min(x.mc, m1 - ic);
       for (int64_t pb = 0; pb < kblocks; ++pb) {
         const int64_t pc = k0 + pb * x.kc, kc = std::min(x.kc, k1 - pc);
-        x.a->pack(abuf, ic, mc, pc, kc, mr);
+        pack_a(ic, mc, pc, kc);
         macro(abuf, bbuf + size_t(pb * x.kc) * size_t(npanels * nr), ic, mc, n0, ncols, kc, acc || pb > 0);
       }
     }
@@ -248,7 +341,7 @@ void gemm_tile(const Ctx<T>& x, int64_t m0, int64_t m1, int64_t n0, int64_t n1, 
       x.b->pack(bbuf, jc, nc, pc, kc, nr);
       for (int64_t ic = m0; ic < m1; ic += x.mc) {
         const int64_t mc = std::min(x.mc, m1 - ic);
-        x.a->pack(abuf, ic, mc, pc, kc, mr);
+        pack_a(ic, mc, pc, kc);
         macro(abuf, bbuf, ic, mc, jc, nc, kc, acc || pc > k0);
       }
     }
@@ -283,7 +376,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const PackA<T>& a, const PackB<T>& b,
   const int64_t kblocks = ceil_div(K, x.kc);
   if (mp * np < 2 * int64_t(nt) && kblocks >= 2) {
     const int nk = int(std::min<int64_t>(nt, kblocks));
-    std::vector<T> partial(size_t(nk - 1) * size_t(M) * size_t(N));
+    T* partial = t_partial.get<T>(size_t(nk - 1) * size_t(M) * size_t(N));
     parallel_run(nk, [&](int tid, int n) {
       int64_t kb, ke;
       split(kblocks, n, tid, &kb, &ke);
@@ -291,12 +384,12 @@ void gemm(int64_t M, int64_t N, int64_t K, const PackA<T>& a, const PackB<T>& b,
       if (tid == 0)
         gemm_tile(x, 0, M, 0, N, k0, k1, c, ldc, accumulate);
       else
-        gemm_tile(x, 0, M, 0, N, k0, k1, partial.data() + size_t(tid - 1) * size_t(M * N), N, false);
+        gemm_tile(x, 0, M, 0, N, k0, k1, partial + size_t(tid - 1) * size_t(M * N), N, false);
     });
     parallel_for(0, M, std::max<int64_t>(1, 4096 / N), [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i)
         for (int t = 0; t < nk - 1; ++t) {
-          const T* p = partial.data() + size_t(t) * size_t(M * N) + size_t(i * N);
+          const T* p = partial + size_t(t) * size_t(M * N) + size_t(i * N);
           T* ci = c + i * ldc;
           for (int64_t j = 0; j < N; ++j) ci[j] += p[j];
         }

@@ -12,7 +12,11 @@
 // per core, ~215 GFLOP/s per core from the FMA loop): the kernel alone on
 // cache-resident panels runs at 82-86% of the FMA loop; whole GEMMs at
 // 60-75% single-threaded (see `detseg3d_bench gemm_kernel` / `gemm`). A
-// 12 x 32 variant and a hand-written assembly k loop measured the same.
+// 12 x 32 variant and a hand-written assembly k loop (fixed registers, no
+// register copies) measured the same; FMAs with embedded broadcasts from
+// memory (18 loads per 16 FMAs instead of 10) were slower (74%).
+// micro_avx512_f32_rows is the same kernel reading the 8 A rows through
+// pointers, so that A panels can be used where they lie (gemm.h).
 #if defined(DETSEG3D_HAVE_X86_SIMD)
 #include <immintrin.h>
 
@@ -23,6 +27,41 @@
 #include "ops/gemm_kernels.h"
 
 namespace ds::gemm::detail {
+
+namespace {
+
+// C tile (m x n of 8 x 32, row stride ldc) = / += the accumulators.
+__attribute__((always_inline)) inline void store_tile(const __m512* c0, const __m512* c1, float* c, int64_t ldc, int m,
+                                                      int n, bool acc) {
+  if (m == 8 && n == 32) {
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      float* ci = c + i * ldc;
+      __m512 v0 = c0[i], v1 = c1[i];
+      if (acc) {
+        v0 = _mm512_add_ps(v0, _mm512_loadu_ps(ci));
+        v1 = _mm512_add_ps(v1, _mm512_loadu_ps(ci + 16));
+      }
+      _mm512_storeu_ps(ci, v0);
+      _mm512_storeu_ps(ci + 16, v1);
+    }
+    return;
+  }
+  const __mmask16 k0 = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+  const __mmask16 k1 = n >= 32 ? __mmask16(0xFFFF) : n > 16 ? __mmask16((1u << (n - 16)) - 1) : __mmask16(0);
+  for (int i = 0; i < m; ++i) {
+    float* ci = c + i * ldc;
+    __m512 v0 = c0[i], v1 = c1[i];
+    if (acc) {
+      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(k0, ci));
+      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(k1, ci + 16));
+    }
+    _mm512_mask_storeu_ps(ci, k0, v0);
+    _mm512_mask_storeu_ps(ci + 16, k1, v1);
+  }
+}
+
+}  // namespace
 
 void micro_avx512_f32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool acc) {
   // Fetch the C tile while the k loop runs (it is usually far from L1).
@@ -68,31 +107,52 @@ void micro_avx512_f32(int64_t kc, const float* a, const float* b, float* c, int6
     }
     b += 32;
   }
-  if (m == 8 && n == 32) {
+  store_tile(c0, c1, c, ldc, m, n, acc);
+}
+
+void micro_avx512_f32_rows(int64_t kc, const float* const* rows, const float* b, float* c, int64_t ldc, int m, int n,
+                           bool acc) {
+  // Same schedule as micro_avx512_f32, but row i of A is read at rows[i]
+  // (e.g. straight from a convolution's input, skipping the A packing).
+  for (int i = 0; i < m; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + n - 1), _MM_HINT_T0);
+  }
+  __m512 c0[8], c1[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    c0[i] = _mm512_setzero_ps();
+    c1[i] = _mm512_setzero_ps();
+  }
+  const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3], *r4 = rows[4], *r5 = rows[5],
+              *r6 = rows[6], *r7 = rows[7];
+  int64_t k = 0;
+  for (; k + 4 <= kc; k += 4) {
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u) {
+      const __m512 b0 = _mm512_load_ps(b + 32 * u), b1 = _mm512_load_ps(b + 32 * u + 16);
+      const float* ap[8] = {r0, r1, r2, r3, r4, r5, r6, r7};
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) {
+        const __m512 av = _mm512_set1_ps(ap[i][k + u]);
+        c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
+        c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
+      }
+    }
+    b += 128;
+  }
+  for (; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+    const float* ap[8] = {r0, r1, r2, r3, r4, r5, r6, r7};
 #pragma GCC unroll 8
     for (int i = 0; i < 8; ++i) {
-      float* ci = c + i * ldc;
-      if (acc) {
-        c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(ci));
-        c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(ci + 16));
-      }
-      _mm512_storeu_ps(ci, c0[i]);
-      _mm512_storeu_ps(ci + 16, c1[i]);
+      const __m512 av = _mm512_set1_ps(ap[i][k]);
+      c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
     }
-    return;
+    b += 32;
   }
-  const __mmask16 k0 = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
-  const __mmask16 k1 = n >= 32 ? __mmask16(0xFFFF) : n > 16 ? __mmask16((1u << (n - 16)) - 1) : __mmask16(0);
-  for (int i = 0; i < m; ++i) {
-    float* ci = c + i * ldc;
-    __m512 v0 = c0[i], v1 = c1[i];
-    if (acc) {
-      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(k0, ci));
-      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(k1, ci + 16));
-    }
-    _mm512_mask_storeu_ps(ci, k0, v0);
-    _mm512_mask_storeu_ps(ci + 16, k1, v1);
-  }
+  store_tile(c0, c1, c, ldc, m, n, acc);
 }
 
 namespace {
@@ -159,6 +219,13 @@ void pack_rows_transposed_avx512(float* dst, const float* const* rows, int64_t k
   }
   for (; k < kc; ++k)
     for (int i = 0; i < w; ++i) dst[k * w + i] = rows[i][k];
+}
+
+void spread32_avx512(float* dst, int64_t dst_stride, const float* src, int64_t pieces) {
+  for (int64_t q = 0; q < pieces; ++q, dst += dst_stride, src += 32) {
+    _mm512_storeu_ps(dst, _mm512_loadu_ps(src));
+    _mm512_storeu_ps(dst + 16, _mm512_loadu_ps(src + 16));
+  }
 }
 
 double fma_loop_avx512(int64_t iters) {
