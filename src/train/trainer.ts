@@ -149,16 +149,16 @@ function saveRun(model: RetinaNet, opt: SGD, cfg: TrainConfig, state: TrainerSta
 
 function restore(model: RetinaNet, opt: SGD, cfg: TrainConfig, path: string): TrainerState {
   const { shapes } = weightsWithShapes(model);
-  const snake = toSnakeCase(cfg);
-  const modelOnly: Record<string, unknown> = {};
-  for (const k of MODEL_KEYS) modelOnly[toSnakeCaseKey(k)] = snake[toSnakeCaseKey(k)];
-  const ck = loadCheckpoint(path, { expectShapes: shapes });
   // Only the model's structure must match; other options may change on resume.
-  const diffs = MODEL_KEYS.filter((k) => JSON.stringify(ck.config[toSnakeCaseKey(k)]) !== JSON.stringify(modelOnly[toSnakeCaseKey(k)]));
+  const now = toSnakeCase(Object.fromEntries(MODEL_KEYS.map((k) => [k, cfg[k]])));
+  const ck = loadCheckpoint(path);
+  const diffs = Object.keys(now).filter((k) => JSON.stringify(ck.config[k]) !== JSON.stringify(now[k]));
   if (diffs.length)
     throw new Error(
-      `cannot resume from ${path}: the model differs in ${diffs.map((k) => `${toSnakeCaseKey(k)} (checkpoint ${JSON.stringify(ck.config[toSnakeCaseKey(k)])}, now ${JSON.stringify(modelOnly[toSnakeCaseKey(k)])})`).join(', ')}`,
+      `cannot resume from ${path}: the model differs in ` +
+        diffs.map((k) => `${k} (checkpoint ${JSON.stringify(ck.config[k])}, now ${JSON.stringify(now[k])})`).join(', '),
     );
+  loadCheckpoint(path, { expectShapes: shapes, loadState: false }); // names and shapes, with a full report
   const w = new Map<string, Float32Array>();
   for (const [name, t] of ck.weights) w.set(name, t.data as Float32Array);
   model.setWeights(w);
@@ -169,10 +169,6 @@ function restore(model: RetinaNet, opt: SGD, cfg: TrainConfig, path: string): Tr
   }
   const st = ck.trainerState as TrainerState | undefined;
   return st ?? { epoch: ck.epoch, stepInEpoch: 0, globalStep: 0, bestMetric: ck.bestMetric, bestEpoch: null };
-}
-
-function toSnakeCaseKey(k: string): string {
-  return k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase()).replace(/conv1_t_stride/, 'conv1_t_stride');
 }
 
 function resolveResume(resume: string, outputDir: string): string {
