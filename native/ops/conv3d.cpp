@@ -14,10 +14,12 @@
 #include "ops/conv3d.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "ops/conv3d_im2col.h"
+#include "ops/conv3d_winograd.h"
 #include "ops/gemm.h"
 
 namespace ds {
@@ -445,21 +447,57 @@ void check_out(const Tensor& t, const Shape& shape, DType dt, const char* what) 
            t.describe());
 }
 
+// The Winograd description of a float32 problem (conv3d_winograd.h decides eligibility).
+winograd::Problem winograd_problem(const Geo& g) {
+  winograd::Problem pr;
+  pr.N = g.N;
+  pr.Ci = g.Ci;
+  pr.Co = g.Co;
+  for (int i = 0; i < 3; ++i) {
+    pr.D[i] = g.D[i];
+    pr.K[i] = g.K[i];
+    pr.O[i] = g.O[i];
+    pr.stride[i] = g.p.stride[i];
+    pr.dilation[i] = g.p.dilation[i];
+    pr.pad[i] = g.p.padding[i];
+  }
+  return pr;
+}
+
 void run_forward(const Geo& g, const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y, bool acc) {
-  if (x.dtype() == DType::Float32)
+  if (x.dtype() == DType::Float32) {
+    const winograd::Problem pr = winograd_problem(g);
+    if (winograd::use(winograd::Pass::Forward, pr)) {
+      winograd::forward(pr, x.data<float>(), w.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
+                        y.data<float>(), acc);
+      return;
+    }
     forward_gemm<float>(g, x.data<float>(), w.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
                         y.data<float>(), acc);
-  else
+  } else {
     forward_gemm<double>(g, x.data<double>(), w.data<double>(), bias.defined() ? bias.data<double>() : nullptr,
                          y.data<double>(), acc);
+  }
 }
 
 void run_backward(const Geo& g, const Tensor& x, const Tensor& w, const Tensor& dy, Conv3dGrads& r, bool acc) {
   auto run = [&](auto tag) {
     using T = decltype(tag);
     if (r.grad_bias.defined()) grad_bias<T>(g, dy.data<T>(), r.grad_bias.data<T>(), acc);
-    if (r.grad_weight.defined()) grad_weight<T>(g, x.data<T>(), dy.data<T>(), r.grad_weight.data<T>(), acc);
-    if (r.grad_input.defined()) grad_input<T>(g, w.data<T>(), dy.data<T>(), r.grad_input.data<T>(), acc);
+    bool wino_weight = false, wino_input = false;
+    const winograd::Problem pr = winograd_problem(g);
+    if constexpr (std::is_same_v<T, float>) {
+      wino_weight = r.grad_weight.defined() && winograd::use(winograd::Pass::GradWeight, pr);
+      wino_input = r.grad_input.defined() && winograd::use(winograd::Pass::GradInput, pr);
+    }
+    if (wino_weight)
+      winograd::grad_weight(pr, x.data<float>(), dy.data<float>(), r.grad_weight.data<float>(), acc);
+    else if (r.grad_weight.defined())
+      grad_weight<T>(g, x.data<T>(), dy.data<T>(), r.grad_weight.data<T>(), acc);
+    if (wino_input)
+      winograd::grad_input(pr, w.data<float>(), dy.data<float>(), r.grad_input.data<float>(), acc);
+    else if (r.grad_input.defined())
+      grad_input<T>(g, w.data<T>(), dy.data<T>(), r.grad_input.data<T>(), acc);
   };
   if (x.dtype() == DType::Float32)
     run(float{});

@@ -4,6 +4,10 @@
 //   bias   [Cout] or undefined
 //   y      [N, O1, O2, O3, Cout],  Oi = (Di + 2*pad_i - dil_i*(k_i - 1) - 1) / stride_i + 1
 // float32 and float64 on the CPU. Every argument problem throws ds::Error.
+// float32 3x3x3 stride-1 dilation-1 layers with >= 64 channels in and out (and
+// enough positions) use Winograd F(2,3) on AVX2/AVX-512 (conv3d_winograd.h):
+// ~2x faster, rounding error up to ~2x the GEMM path's. DETSEG3D_WINOGRAD=0
+// disables it, =1 forces it for every eligible shape (read per call).
 #pragma once
 #include <array>
 

@@ -1,0 +1,33 @@
+// Winograd F(2,3) fast path for float32 3x3x3, stride-1, dilation-1
+// convolutions with many channels (see conv3d_winograd.cpp for the design,
+// accuracy and speed). conv3d.cpp dispatches here; nothing else should.
+#pragma once
+#include <cstdint>
+
+namespace ds::winograd {
+
+enum class Pass { Forward, GradInput, GradWeight };
+
+// The forward problem: x [N, D1, D2, D3, Ci], w [Co, k1, k2, k3, Ci], output [N, O1, O2, O3, Co].
+struct Problem {
+  int64_t N = 0, D[3] = {0, 0, 0}, Ci = 0, Co = 0;
+  int64_t K[3] = {0, 0, 0}, stride[3] = {0, 0, 0}, dilation[3] = {0, 0, 0}, pad[3] = {0, 0, 0};
+  int64_t O[3] = {0, 0, 0};
+};
+
+// True when `pass` of this float32 problem should take the Winograd path:
+// kernel 3x3x3, stride 1, dilation 1, padding <= 2, Ci >= 64, Co >= 64,
+// simd_level() AVX2 or AVX-512, and (unless forced) large enough spatially to
+// win. Environment DETSEG3D_WINOGRAD (read per call): "0" never, "1" whenever
+// the shape is eligible (ignores the size threshold; tests use it), unset or
+// anything else: automatic.
+bool use(Pass pass, const Problem& pr);
+
+// y (=, or += with acc) conv(x, w) + bias (bias may be null). Requires use(Forward, pr)'s shape conditions.
+void forward(const Problem& pr, const float* x, const float* w, const float* bias, float* y, bool acc);
+// dx (=, or += with acc) the input gradient of the forward problem for output gradient dy.
+void grad_input(const Problem& pr, const float* w, const float* dy, float* dx, bool acc);
+// dw (=, or += with acc) the weight gradient of the forward problem for input x and output gradient dy.
+void grad_weight(const Problem& pr, const float* x, const float* dy, float* dw, bool acc);
+
+}  // namespace ds::winograd
