@@ -174,6 +174,42 @@ describe('conv3d Winograd path against a float64 reference', () => {
     });
   }
 
+  // 256 -> 256 channels on 10x10x12: 150 tiles, more than one chunk of 128
+  // (kChunkFloats), so the transformed weights are packed once and reused by
+  // the second chunk's GEMMs. Checked against the GEMM path (itself checked
+  // against float64 above) and for bit-identical results on 1 and 2 threads.
+  it('several tile chunks (256 channels): matches the GEMM path, every SIMD level', () => {
+    const c: Case = { name: 'chunks', N: 1, D: [10, 10, 12], Ci: 256, Co: 256, pad: [1, 1, 1] };
+    const O = outSize(c);
+    const X = Tensor.from(randF32(c.N * c.D[0] * c.D[1] * c.D[2] * c.Ci, 31), [c.N, ...c.D, c.Ci]);
+    const W = Tensor.from(randF32(c.Co * 27 * c.Ci, 32), [c.Co, 3, 3, 3, c.Ci]);
+    const DY = Tensor.from(randF32(c.N * O[0] * O[1] * O[2] * c.Co, 33), [c.N, ...O, c.Co]);
+    const run = (mode: '0' | '1') => {
+      setMode(mode);
+      const y = conv3d(X, W, null, { padding: c.pad }).toArray() as Float32Array;
+      const g = conv3dBackward(X, W, DY, { padding: c.pad });
+      return [y, g.gradInput!.toArray() as Float32Array, g.gradWeight!.toArray() as Float32Array];
+    };
+    try {
+      const ref = run('0');
+      for (const level of simdLevels) {
+        setSimdLevel(level);
+        const per: Float32Array[][] = [];
+        for (const threads of [1, 2]) {
+          setNumThreads(threads);
+          const r = run('1');
+          for (let i = 0; i < 3; ++i) expect(relErr(r[i], ref[i]), `${level} ${threads}t output ${i}`).toBeLessThan(2e-5);
+          per.push(r);
+        }
+        for (let i = 0; i < 3; ++i) expect(Array.from(per[1][i])).toEqual(Array.from(per[0][i]));
+      }
+    } finally {
+      setMode('auto');
+      setSimdLevel(initial.simd);
+      setNumThreads(initial.threads);
+    }
+  });
+
   it('automatic mode: Winograd above the size threshold, the GEMM path below and for scalar/float64', () => {
     const pick = (c: Case, seed: number) => {
       const O = outSize(c);

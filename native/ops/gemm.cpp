@@ -225,6 +225,14 @@ void MatrixA<T>::pack(T* dst, int64_t i0, int64_t mc, int64_t k0, int64_t kc, in
     const int64_t i = i0 + p * mr;
     T* d = dst + p * mr * kc;
     if (trans) {  // row r of the panel is column (i + r) of the stored matrix
+#if defined(DETSEG3D_HAVE_X86_SIMD)
+      if constexpr (std::is_same_v<T, float>) {
+        if (mr == 8 && cnt == 8 && simd_level() == SimdLevel::AVX512) {
+          detail::pack_a_trans8_avx512(d, a + k0 * lda + i, lda, kc);
+          continue;
+        }
+      }
+#endif
       for (int r = 0; r < cnt; ++r) {
         const T* src = a + k0 * lda + i + r;
         T* dr = d + r * kc;
@@ -256,6 +264,24 @@ void MatrixB<T>::pack(T* dst, int64_t j0, int64_t nc, int64_t k0, int64_t kc, in
     else
       pack_contiguous(d, b + k0 * ldb + j, ldb, cnt, kc, nr);
   }
+}
+
+template <class T>
+const T* CachedMatrixB<T>::packed(int64_t j0, int64_t nc, int64_t k0, int64_t kc, int nr) const {
+  if (32 % nr != 0) return nullptr;  // storage is sized for panel widths dividing 32
+  std::lock_guard<std::mutex> lk(mu_);
+  if (nr_ == 0) {
+    if (k0 != 0 || kc <= 0) return nullptr;  // the first K block tells the blocking
+    const int64_t npad = (N_ + nr - 1) / nr * nr;
+    for (int64_t pc = 0; pc < K_; pc += kc) src_.pack(buf_ + pc * npad, 0, N_, pc, std::min(kc, K_ - pc), nr);
+    nr_ = nr;
+    kb_ = kc;
+  }
+  if (nr != nr_ || k0 % kb_ != 0 || kc != std::min(kb_, K_ - k0) || j0 % nr != 0 || j0 + nc > N_ ||
+      (j0 + nc != N_ && nc % nr != 0))
+    return nullptr;
+  const int64_t npad = (N_ + nr - 1) / nr * nr;
+  return buf_ + k0 * npad + j0 * kc;
 }
 
 // ---- driver -------------------------------------------------------------------
@@ -318,17 +344,27 @@ void gemm_tile(const Ctx<T>& x, int64_t m0, int64_t m1, int64_t n0, int64_t n1, 
   const size_t bfull = size_t(npanels) * size_t(nr) * size_t(k1 - k0);
   if (bfull * sizeof(T) <= (size_t(6) << 20)) {
     // B-resident order: pack B[k0:k1, n0:n1] once, then ic -> pc.
-    T* bbuf = t_bbuf.get<T>(bfull);
-    for (int64_t pb = 0; pb < kblocks; ++pb) {
+    // B blocks packed in advance by the PackB (CachedMatrixB) are read in place.
+    constexpr int64_t kMaxPre = 64;
+    const T* bblk[kMaxPre];
+    bool pre = kblocks <= kMaxPre;
+    for (int64_t pb = 0; pre && pb < kblocks; ++pb) {
+      const int64_t pc = k0 + pb * x.kc, kc = std::min(x.kc, k1 - pc);
+      bblk[pb] = x.b->packed(n0, ncols, pc, kc, nr);
+      pre = bblk[pb] != nullptr;
+    }
+    T* bbuf = pre ? nullptr : t_bbuf.get<T>(bfull);
+    for (int64_t pb = 0; !pre && pb < kblocks; ++pb) {
       const int64_t pc = k0 + pb * x.kc, kc = std::min(x.kc, k1 - pc);
       x.b->pack(bbuf + size_t(pb * x.kc) * size_t(npanels * nr), n0, ncols, pc, kc, nr);
     }
+    auto bblock = [&](int64_t pb) { return pre ? bblk[pb] : bbuf + size_t(pb * x.kc) * size_t(npanels * nr); };
     for (int64_t ic = m0; ic < m1; ic += x.mc) {
       const int64_t mc = std::min(x.mc, m1 - ic);
       for (int64_t pb = 0; pb < kblocks; ++pb) {
         const int64_t pc = k0 + pb * x.kc, kc = std::min(x.kc, k1 - pc);
         pack_a(ic, mc, pc, kc);
-        macro(abuf, bbuf + size_t(pb * x.kc) * size_t(npanels * nr), ic, mc, n0, ncols, kc, acc || pb > 0);
+        macro(abuf, bblock(pb), ic, mc, n0, ncols, kc, acc || pb > 0);
       }
     }
     return;
@@ -461,6 +497,7 @@ double peak_gflops(int threads, double seconds) {
   template const T* zero_row<T>(int64_t);                                                                        \
   template struct MatrixA<T>;                                                                                    \
   template struct MatrixB<T>;                                                                                    \
+  template struct CachedMatrixB<T>;                                                                              \
   template void gemm<T>(int64_t, int64_t, int64_t, const PackA<T>&, const PackB<T>&, T*, int64_t, bool, Blocking); \
   template void gemm_matrix<T>(bool, bool, int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, T*,    \
                                int64_t, bool);

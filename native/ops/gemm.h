@@ -25,6 +25,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 
 namespace ds::gemm {
 
@@ -73,6 +74,13 @@ struct PackB {
   // Rows [k0, k0+kc), columns [j0, j0+nc) -> ceil(nc/nr) panels of kc*nr values
   // (panel q at dst + q*kc*nr; element (k, j) at [k*nr + j]); columns past nc are zero.
   virtual void pack(T* dst, int64_t j0, int64_t nc, int64_t k0, int64_t kc, int nr) const = 0;
+  // Optional: the block pack() would write for these arguments, already packed
+  // in memory that stays valid for the whole gemm call; null (the default)
+  // means "call pack()".
+  virtual const T* packed(int64_t j0, int64_t nc, int64_t k0, int64_t kc, int nr) const {
+    (void)j0, (void)nc, (void)k0, (void)kc, (void)nr;
+    return nullptr;
+  }
 };
 
 // ---- packers for explicit matrices ---------------------------------------
@@ -95,6 +103,31 @@ struct MatrixB final : PackB<T> {
   bool trans;
   MatrixB(const T* b_, int64_t ldb_, bool trans_ = false) : b(b_), ldb(ldb_), trans(trans_) {}
   void pack(T* dst, int64_t j0, int64_t nc, int64_t k0, int64_t kc, int nr) const override;
+};
+
+// A row-major B[K, N] (b[k*ldb + j], or b[j*ldb + k] when trans) that is
+// packed once, on the first gemm that uses it, into caller-provided storage
+// of packed_floats(K, N) elements, and read in place by every later gemm (the
+// Winograd convolution multiplies the same transformed weights with many
+// chunks of tiles). Calls that do not match the first call's panel width and
+// K blocking fall back to packing from the source. Thread-safe.
+template <class T>
+struct CachedMatrixB final : PackB<T> {
+  CachedMatrixB(const T* b, int64_t ldb, bool trans, int64_t K, int64_t N, T* storage)
+      : src_(b, ldb, trans), K_(K), N_(N), buf_(storage) {}
+  static int64_t packed_floats(int64_t K, int64_t N) { return K * ((N + 31) / 32 * 32); }
+  void pack(T* dst, int64_t j0, int64_t nc, int64_t k0, int64_t kc, int nr) const override {
+    src_.pack(dst, j0, nc, k0, kc, nr);
+  }
+  const T* packed(int64_t j0, int64_t nc, int64_t k0, int64_t kc, int nr) const override;
+
+ private:
+  MatrixB<T> src_;
+  int64_t K_, N_;
+  T* buf_;
+  mutable std::mutex mu_;
+  mutable int nr_ = 0;       // panel width of the packed copy (0: not packed yet)
+  mutable int64_t kb_ = 0;   // K block of the packed copy
 };
 
 // ---- pack helpers shared with the convolution packers ----------------------

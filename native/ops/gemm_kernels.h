@@ -14,6 +14,9 @@ void micro_avx512_f32_rows(int64_t kc, const float* const* rows, const float* b,
                            bool acc);
 // dst[k*w + i] = rows[i][k] for w in {8, 16, 32} using in-register transposes.
 void pack_rows_transposed_avx512(float* dst, const float* const* rows, int64_t kc, int w);
+// dst[r*kc + k] = src[k*lda + r] for r < 8, k < kc: an 8-row A panel from a
+// transposed (column-major) A, in 8x8 register transposes.
+void pack_a_trans8_avx512(float* dst, const float* src, int64_t lda, int64_t kc);
 // Runs `iters` iterations of 16 independent FMA chains of 16 floats; returns the float ops done.
 double fma_loop_avx512(int64_t iters);
 // dst + q*dst_stride gets src[32q, 32q+32) for q < pieces: spreads a
