@@ -102,7 +102,7 @@ class CpuAllocator final : public Allocator {
       by_size_.emplace(size, std::prev(lru_.end()));
       cached_ += int64_t(size);
       int64_t high = high_.load();
-      int64_t limit = std::max<int64_t>(kMinCache, high + high / kSlackDiv - allocated_.load());
+      int64_t limit = std::min(max_cache_, std::max<int64_t>(kMinCache, high + high / kSlackDiv - allocated_.load()));
       while (cached_ > limit && !lru_.empty()) {
         Block b = lru_.front();
         erase_index(b);
@@ -132,6 +132,16 @@ class CpuAllocator final : public Allocator {
   static constexpr size_t kPage = 4096;
   static constexpr int64_t kMinCache = int64_t(64) << 20;
   static constexpr int64_t kSlackDiv = 4;  // reserved <= peak in use * (1 + 1/kSlackDiv)
+  // Absolute cap on the cache (DETSEG3D_CPU_CACHE_MB, default 2048): a
+  // training step needs a few hundred MB of it, while whole-volume inference
+  // peaks at several GB in use and would otherwise keep a quarter of that.
+  static int64_t cache_cap_from_env() {
+    const char* e = std::getenv("DETSEG3D_CPU_CACHE_MB");
+    long long mb = e ? std::atoll(e) : 2048;
+    if (mb < 0) mb = 2048;
+    return int64_t(mb) << 20;
+  }
+  const int64_t max_cache_ = cache_cap_from_env();
   struct Block {
     size_t size;
     void* ptr;
