@@ -4,7 +4,7 @@
 import { join, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { writeSynthDataset } from '../data/synth.js';
-import { resolveTrainConfig, type TrainConfig } from '../train/config.js';
+import { ConfigError, resolveTrainConfig, type TrainConfig } from '../train/config.js';
 import { train } from '../train/trainer.js';
 import { printEvent } from './train_cmd.js';
 
@@ -47,11 +47,10 @@ export function synthCommand(y: Argv) {
     async (args) => {
       const size = args.size as number[] | undefined;
       if (size && (size.length !== 3 || size.some((v) => !(Number.isInteger(v) && v >= 16))))
-        throw new (await import('../train/config.js')).ConfigError('--size needs 3 integers >= 16 (x y z)');
-      if (!(Number.isInteger(args.cases) && args.cases >= 1)) throw new (await import('../train/config.js')).ConfigError('--cases must be a positive integer');
-      const r = await writeSynthDataset(args.out, { cases: args.cases, seed: args.seed, size: size as [number, number, number] | undefined });
+        throw new ConfigError('--size needs 3 integers >= 16 (x y z)');
+      if (!(Number.isInteger(args.cases) && args.cases >= 1)) throw new ConfigError('--cases must be a positive integer');
+      await writeSynthDataset(args.out, { cases: args.cases, seed: args.seed, size: size as [number, number, number] | undefined });
       console.log(`wrote ${args.cases} cases to ${resolve(args.out)} (images/, labels/, synth.json)`);
-      void r;
     },
   );
 }

@@ -139,8 +139,9 @@ export function evaluateCommand(y: Argv) {
       if (!existsSync(args.predictions)) throw new ConfigError(`--predictions not found: ${args.predictions}`);
       if (!args.label_dir && !args.annotations) throw new ConfigError('give --label_dir (masks) or --annotations (LUNA16 CSV)');
       const isCsv = args.predictions.toLowerCase().endsWith('.csv');
-      const preds = isCsv ? predictionsFromCsv(readResultsCsv(args.predictions)) : predictionsFromResults(readResultsJson(args.predictions));
-      const frame: WorldFrame = isCsv ? 'lps' : readResultsJson(args.predictions).coords;
+      const json = isCsv ? null : readResultsJson(args.predictions);
+      const preds = json ? predictionsFromResults(json) : predictionsFromCsv(readResultsCsv(args.predictions));
+      const frame: WorldFrame = json ? json.coords : 'lps';
       const gts = args.label_dir
         ? await groundTruthFromMasks(args.label_dir, frame)
         : groundTruthFromLuna16(args.annotations!, { seriesuids: preds.map((p) => p.id), excluded: args.excluded });

@@ -21,7 +21,7 @@ import type { Triple } from '../tensor.js';
 import { checkpointPaths, loadCheckpoint } from '../train/checkpoint.js';
 import { parseConfigObject, resolveTrainConfig, type TrainConfig } from '../train/config.js';
 import { intensityOf } from '../train/data.js';
-import { modelConfigOf } from '../train/trainer.js';
+import { float32Map, modelConfigOf } from '../train/trainer.js';
 import { predictOptionsOf } from '../train/validate.js';
 import { predictVolume, type PredictOptions } from './predict.js';
 
@@ -123,9 +123,7 @@ export class Detector {
             throw new Error(`ensemble: ${raw} differs from ${list[0]} in ${k}; ensemble members must share pre-processing and classes`);
       } else config = cfg;
       const model = RetinaNet.create(modelConfigOf(cfg));
-      const w = new Map<string, Float32Array>();
-      for (const [name, t] of ck.weights) w.set(name, t.data as Float32Array);
-      model.setWeights(w);
+      model.setWeights(float32Map(ck.weights));
       model.eval();
       models.push(model);
     }

@@ -100,6 +100,8 @@ async function blendedMaps(model: HeadNetwork, data: Float32Array, dims: Triple,
   const predictor = (w: Float32Array, roi: Triple) => windowHeads(model, w, roi);
   if (!opts.tta) return slidingWindowHeads(data, dims, predictor, swOpts);
   let acc: BlendedMaps | null = null;
+  // Anchor widths per level and shape: the anchors of a single location per level.
+  let widths: Triple[][] = [];
   for (let f = 0; f < 8; f++) {
     const axes: [boolean, boolean, boolean] = [(f & 1) !== 0, (f & 2) !== 0, (f & 4) !== 0];
     // The volume size is a multiple of every stride (checked by the caller), so
@@ -107,11 +109,13 @@ async function blendedMaps(model: HeadNetwork, data: Float32Array, dims: Triple,
     const maps = await slidingWindowHeads(f ? flipVolume(data, dims, axes) : data, dims, predictor, swOpts);
     if (f) {
       maps.cls = maps.cls.map((c, l) => flipVolume(c, maps.sizes[l], axes, swOpts.clsChannels));
-      const anchors = anchorGen.generate({ imageSize: maps.paddedSize, featureMapSizes: maps.sizes, baseAnchorShapes: opts.baseAnchorShapes });
+      if (!widths.length) {
+        const one = anchorGen.generate({ imageSize: [1, 1, 1], featureMapSizes: maps.sizes.map(() => [1, 1, 1] as Triple), baseAnchorShapes: opts.baseAnchorShapes });
+        widths = one.map((lv) => opts.baseAnchorShapes.map((_, k) => [0, 1, 2].map((a) => lv[k * 6 + 3 + a] - lv[k * 6 + a]) as Triple));
+      }
       maps.box = maps.box.map((b, l) => {
         const stride = [0, 1, 2].map((a) => maps.paddedSize[a] / maps.sizes[l][a]) as Triple;
-        const widths = opts.baseAnchorShapes.map((_, k) => [0, 1, 2].map((a) => anchors[l][k * 6 + 3 + a] - anchors[l][k * 6 + a]) as Triple);
-        return unflipBox(b, maps.sizes[l], axes, swOpts.boxChannels, stride, widths);
+        return unflipBox(b, maps.sizes[l], axes, swOpts.boxChannels, stride, widths[l]);
       });
     }
     if (!acc) acc = maps;

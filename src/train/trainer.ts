@@ -147,26 +147,19 @@ function saveRun(model: RetinaNet, opt: SGD, cfg: TrainConfig, state: TrainerSta
   );
 }
 
+/** A checkpoint's tensors as the Float32Arrays the model and optimizer take. */
+export function float32Map(tensors: Map<string, { data: unknown }>): Map<string, Float32Array> {
+  return new Map([...tensors].map(([name, t]) => [name, t.data as Float32Array]));
+}
+
 function restore(model: RetinaNet, opt: SGD, cfg: TrainConfig, path: string): TrainerState {
   const { shapes } = weightsWithShapes(model);
   // Only the model's structure must match; other options may change on resume.
-  const now = toSnakeCase(Object.fromEntries(MODEL_KEYS.map((k) => [k, cfg[k]])));
-  const ck = loadCheckpoint(path);
-  const diffs = Object.keys(now).filter((k) => JSON.stringify(ck.config[k]) !== JSON.stringify(now[k]));
-  if (diffs.length)
-    throw new Error(
-      `cannot resume from ${path}: the model differs in ` +
-        diffs.map((k) => `${k} (checkpoint ${JSON.stringify(ck.config[k])}, now ${JSON.stringify(now[k])})`).join(', '),
-    );
-  loadCheckpoint(path, { expectShapes: shapes, loadState: false }); // names and shapes, with a full report
-  const w = new Map<string, Float32Array>();
-  for (const [name, t] of ck.weights) w.set(name, t.data as Float32Array);
-  model.setWeights(w);
-  if (ck.optimizerState) {
-    const m = new Map<string, Float32Array>();
-    for (const [name, t] of ck.optimizerState) m.set(name, t.data as Float32Array);
-    opt.loadState(m);
-  }
+  const modelKeys = new Set(Object.keys(toSnakeCase(Object.fromEntries(MODEL_KEYS.map((k) => [k, cfg[k]])))));
+  const expectConfig = toSnakeCase(cfg);
+  const ck = loadCheckpoint(path, { expectShapes: shapes, expectConfig, ignoreConfigKeys: Object.keys(expectConfig).filter((k) => !modelKeys.has(k)) });
+  model.setWeights(float32Map(ck.weights));
+  if (ck.optimizerState) opt.loadState(float32Map(ck.optimizerState));
   const st = ck.trainerState as TrainerState | undefined;
   return st ?? { epoch: ck.epoch, stepInEpoch: 0, globalStep: 0, bestMetric: ck.bestMetric, bestEpoch: null };
 }

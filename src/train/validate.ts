@@ -7,7 +7,7 @@ import type { ValidationLoader } from '../data/loader.js';
 import type { ProcessGroup } from '../dist/process_group.js';
 import { shardIndices } from '../dist/sampler.js';
 import type { Detections } from '../detection/postprocess.js';
-import { coco, cocoWithStatistics, formatHeadline } from '../eval/coco.js';
+import { cocoWithStatistics, formatHeadline } from '../eval/coco.js';
 import { predictVolume, type HeadNetwork, type PredictOptions } from '../infer/predict.js';
 import type { TrainConfig } from './config.js';
 
@@ -129,4 +129,3 @@ function decodeMetrics(s: { metrics: Record<string, number | string>; headline: 
   return { metrics: m, headline: s.headline };
 }
 
-export { coco };

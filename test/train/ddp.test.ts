@@ -6,12 +6,12 @@
 // resuming with another world size restarts that epoch). Skips, with the
 // reason, without Gloo or the compiled library (the ranks import dist/).
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setNumThreads } from '../../src/info.js';
-import { writeNifti } from '../../src/io/nifti.js';
+import { writeCubes } from './cubes.js';
 import { RetinaNet } from '../../src/model/retinanet.js';
 import { Tensor } from '../../src/tensor.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
@@ -31,32 +31,6 @@ const skip =
 if (skip) console.warn(`test/train/ddp: skipped: ${skip}`);
 
 let root = '';
-
-/** Bright cuboids on a noisy background with their masks (as test/train/trainer.test.ts). */
-async function writeCubes(dir: string, cases: number, seed: number): Promise<void> {
-  mkdirSync(join(dir, 'images'), { recursive: true });
-  mkdirSync(join(dir, 'labels'), { recursive: true });
-  let s = seed >>> 0;
-  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-  const dims: [number, number, number] = [32, 32, 16];
-  const affine = [[1.5, 0, 0, -20], [0, 1.5, 0, 10], [0, 0, 2, 5], [0, 0, 0, 1]];
-  for (let c = 0; c < cases; c++) {
-    const img = new Int16Array(32 * 32 * 16);
-    const lab = new Uint8Array(img.length);
-    for (let i = 0; i < img.length; i++) img[i] = Math.round(-600 + 60 * (rnd() - 0.5));
-    const w = [5 + Math.floor(rnd() * 4), 5 + Math.floor(rnd() * 4), 3 + Math.floor(rnd() * 3)];
-    const o = [0, 1, 2].map((a) => Math.floor(rnd() * (dims[a] - w[a])));
-    for (let z = o[2]; z < o[2] + w[2]; z++)
-      for (let y = o[1]; y < o[1] + w[1]; y++)
-        for (let x = o[0]; x < o[0] + w[0]; x++) {
-          img[(z * 32 + y) * 32 + x] = 100;
-          lab[(z * 32 + y) * 32 + x] = 1;
-        }
-    const name = `case_${String(c).padStart(2, '0')}.nii.gz`;
-    await writeNifti(join(dir, 'images', name), { data: img, dims, affine });
-    await writeNifti(join(dir, 'labels', name), { data: lab, dims, affine });
-  }
-}
 
 // 10 cases, val_fraction 0.3: 7 training cases (2 ranks: 4 steps each, one case padded) and 3 validation cases (2 + 1).
 function tinyConfig(out: string, extra: Partial<TrainConfig> = {}): Partial<TrainConfig> {
@@ -115,7 +89,7 @@ async function runRanks(args: string[]): Promise<RankRun[]> {
 beforeAll(async () => {
   setNumThreads(1); // the in-process references must compute exactly like the 1-thread ranks
   root = mkdtempSync(join(tmpdir(), 'detseg3d-ddp-'));
-  await writeCubes(join(root, 'data'), 10, 11);
+  await writeCubes(join(root, 'data'), 10, 11, 1);
 });
 
 afterAll(() => {

@@ -2,12 +2,12 @@
 // finds the lesions; resuming (after whole epochs or mid-epoch after a stop
 // request) reproduces an uninterrupted run bit for bit; checkpoints, logs and
 // TensorBoard files are written.
-import { mkdtempSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setNumThreads } from '../../src/info.js';
-import { writeNifti } from '../../src/io/nifti.js';
+import { writeCubes } from './cubes.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { readJsonl } from '../../src/train/jsonl_log.js';
 import { readEventFile } from '../../src/train/tensorboard.js';
@@ -15,35 +15,6 @@ import { train, type TrainEvent } from '../../src/train/trainer.js';
 import type { TrainConfig } from '../../src/train/config.js';
 
 let root = '';
-
-/** Bright cuboids (lesions) on a noisy background, with their masks; an RAS affine with 1.5 mm voxels. */
-async function writeCubes(dir: string, cases: number, seed: number): Promise<void> {
-  mkdirSync(join(dir, 'images'), { recursive: true });
-  mkdirSync(join(dir, 'labels'), { recursive: true });
-  let s = seed >>> 0;
-  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-  const dims: [number, number, number] = [32, 32, 16];
-  const affine = [[1.5, 0, 0, -20], [0, 1.5, 0, 10], [0, 0, 2, 5], [0, 0, 0, 1]];
-  for (let c = 0; c < cases; c++) {
-    const img = new Int16Array(32 * 32 * 16);
-    const lab = new Uint8Array(img.length);
-    for (let i = 0; i < img.length; i++) img[i] = Math.round(-600 + 60 * (rnd() - 0.5));
-    const n = 1 + Math.floor(rnd() * 2);
-    for (let k = 0; k < n; k++) {
-      const w = [5 + Math.floor(rnd() * 4), 5 + Math.floor(rnd() * 4), 3 + Math.floor(rnd() * 3)];
-      const o = [0, 1, 2].map((a) => Math.floor(rnd() * (dims[a] - w[a])));
-      for (let z = o[2]; z < o[2] + w[2]; z++)
-        for (let y = o[1]; y < o[1] + w[1]; y++)
-          for (let x = o[0]; x < o[0] + w[0]; x++) {
-            img[(z * 32 + y) * 32 + x] = 100;
-            lab[(z * 32 + y) * 32 + x] = 1;
-          }
-    }
-    const name = `case_${String(c).padStart(2, '0')}.nii.gz`;
-    await writeNifti(join(dir, 'images', name), { data: img, dims, affine });
-    await writeNifti(join(dir, 'labels', name), { data: lab, dims, affine });
-  }
-}
 
 function tinyConfig(out: string, extra: Partial<TrainConfig> = {}): Partial<TrainConfig> {
   return {
