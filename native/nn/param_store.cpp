@@ -54,7 +54,7 @@ void ParamStore::accumulate_grad(ParamEntry& e, const Tensor& g) {
 Tensor& ParamStore::grad(ParamEntry& e) {
   DS_CHECK(!e.buffer, "'", e.name, "' is a buffer and has no gradient");
   if (!e.grad_set) {
-    e.grad = Tensor::zeros(e.value.shape(), e.value.dtype());
+    e.grad = Tensor::zeros(e.value.shape(), e.value.dtype(), e.value.device());
     e.grad_set = true;
   }
   return e.grad;

@@ -20,6 +20,10 @@ struct ParamEntry {
   Shape monai_shape;  // the PyTorch tensor's shape (conv weights [Cout, Cin, kx, ky, kz])
   bool buffer = false;     // running statistics and counters (not trained)
   bool trainable = true;   // parameters only
+  // Mixed precision (RetinaNet::set_precision): the float16/bfloat16 copy of a
+  // conv weight that forward/backward use; `value` stays the float32 master.
+  // Undefined otherwise. Refreshed by the optimizer step.
+  Tensor compute;
 };
 
 class ParamStore {

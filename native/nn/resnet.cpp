@@ -110,6 +110,23 @@ class ResBlock {
     return dx;
   }
 
+  // This block's parameters (not the norm buffers), for the gradient-ready report.
+  std::vector<ParamEntry*> params() const {
+    std::vector<ParamEntry*> out;
+    for (const ConvUnit* c : {&c1_, &c2_, &c3_, &dsc_}) {
+      if (c->weight) out.push_back(c->weight);
+      if (c->bias) out.push_back(c->bias);
+    }
+    for (const NormUnit* n : {&n1_, &n2_, &n3_, &dsn_})
+      if (n->gamma) out.push_back(n->gamma), out.push_back(n->beta);
+    return out;
+  }
+
+  void collect_norms(std::vector<NormUnit*>& out) {
+    for (NormUnit* n : {&n1_, &n2_, &n3_, &dsn_})
+      if (n->gamma) out.push_back(n);
+  }
+
   void clear() {
     x_ = z1_ = y1_ = z2_ = y2_ = z3_ = zd_ = out_ = Tensor();
     s1_ = s2_ = s3_ = sd_ = NormSaved();
@@ -192,13 +209,18 @@ std::vector<Tensor> ResNet::forward(const Tensor& x, bool training, bool save) {
   return outs;
 }
 
-Tensor ResNet::backward(const std::vector<Tensor>& grads, bool need_dx) {
+Tensor ResNet::backward(const std::vector<Tensor>& grads, bool need_dx, const ReadyFn& on_ready) {
   DS_CHECK(saved_, "ResNet backward: no saved forward pass (run forward in training mode, or with gradients enabled)");
   DS_CHECK(grads.size() == layers_.size() && grads.back().defined(), "internal: ResNet backward needs ",
            layers_.size(), " layer gradients, the last one defined");
   Tensor d = grads.back();
   for (int l = int(layers_.size()) - 1; l >= 0; --l) {
-    for (int b = int(layers_[l].size()) - 1; b >= 0; --b) d = layers_[l][b]->backward(d);
+    for (int b = int(layers_[l].size()) - 1; b >= 0; --b) {
+      d = layers_[l][b]->backward(d);
+      // Each block's parameters are used by that block alone: final now, so
+      // their all-reduce can overlap the backward of the blocks before it.
+      if (on_ready) on_ready(layers_[l][b]->params());
+    }
     if (l > 0 && grads[l - 1].defined()) add_(d, grads[l - 1]);
   }
   if (cfg_.max_pool) d = maxpool3d_backward(d, argmax_, y0_.shape());
@@ -206,7 +228,25 @@ Tensor ResNet::backward(const std::vector<Tensor>& grads, bool need_dx) {
   d = Tensor();
   Tensor dx = conv1_.backward(x_, dz0, need_dx);
   clear_saved();
+  if (on_ready) on_ready({conv1_.weight, bn1_.gamma, bn1_.beta});
   return dx;
+}
+
+std::vector<NormUnit*> ResNet::norms() {
+  std::vector<NormUnit*> out{&bn1_};
+  for (auto& layer : layers_)
+    for (auto& b : layer) b->collect_norms(out);
+  return out;
+}
+
+int ResNet::set_batchnorm_sync(const std::shared_ptr<BatchNormSync>& sync) {
+  int n = 0;
+  for (NormUnit* u : norms()) {
+    if (u->kind != NormKind::Batch) continue;
+    u->sync = sync;
+    ++n;
+  }
+  return n;
 }
 
 void ResNet::clear_saved() {

@@ -12,6 +12,7 @@
 // Parameter names: "<prefix>.conv1.weight", "<prefix>.layer2.0.downsample.1.running_mean", ...
 // All per-axis values are in tensor order (D1, D2, D3).
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,10 +54,20 @@ class ResNet {
   Triple layer_stride(int l) const;
   // Outputs of layer1..layer<num_layers>. save: keep what backward needs.
   std::vector<Tensor> forward(const Tensor& x, bool training, bool save);
+  // Called during backward with the parameters (weights, biases, norm
+  // gamma/beta; trainable or not: callers filter) of one module whose gradients have just become final: each residual
+  // block as soon as its own backward is done, last block of the last layer
+  // first, down to layer1's first block, then the stem (conv1, bn1). Every
+  // entry of the backbone is in exactly one call per backward.
+  using ReadyFn = std::function<void(const std::vector<ParamEntry*>&)>;
   // grads[l-1]: gradient of layer l's output (undefined = none); the last must be defined.
   // Returns dL/dx when need_dx. Frees the saved activations as it goes.
-  Tensor backward(const std::vector<Tensor>& grads, bool need_dx);
+  Tensor backward(const std::vector<Tensor>& grads, bool need_dx, const ReadyFn& on_ready = {});
   void clear_saved();
+  // SyncBatchNorm: every BatchNorm layer's training statistics over the
+  // ranks of `sync` (null: per-process statistics again). No effect on GroupNorm.
+  // Returns the number of BatchNorm layers affected.
+  int set_batchnorm_sync(const std::shared_ptr<BatchNormSync>& sync);
 
  private:
   ResNetConfig cfg_;
@@ -68,6 +79,7 @@ class ResNet {
   Tensor x_, z0_, y0_, argmax_;
   NormSaved s0_;
   bool saved_ = false;
+  std::vector<NormUnit*> norms();  // every norm layer of the backbone
 };
 
 }  // namespace ds::nn

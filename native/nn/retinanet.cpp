@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/cuda_runtime.h"
 #include "nn/elementwise.h"
 
 namespace ds::nn {
@@ -23,6 +24,7 @@ RetinaNet::RetinaNet(const RetinaNetConfig& cfg) : cfg_(cfg) {
            "RetinaNet: the head GroupNorm's ", cfg.head_groups, " groups must divide the FPN channel count ",
            cfg.fpn_channels);
   store_.set_dtype(cfg.dtype);
+  compute_dtype_ = cfg.dtype;
   Rng rng(cfg.seed);
   ResNetConfig bc = cfg.backbone;
   bc.num_layers = cfg.returned_layers.back();
@@ -36,7 +38,9 @@ RetinaNet::RetinaNet(const RetinaNetConfig& cfg) : cfg_(cfg) {
                                      -std::log((1.0 - prior) / prior), rng);
   box_head_ = std::make_unique<Head>(store_, "regression_head", cfg.fpn_channels, cfg.num_anchors * 6,
                                      cfg.head_groups, "bbox_reg", 0.0, rng);
-  // Backward finishes the modules in this order (see set_grad_ready_hook).
+  // Backward finishes the modules in this order (see set_grad_ready_hook); the
+  // backbone (group 3) is reported block by block by ResNet::backward, its
+  // list here only checks that every parameter belongs to a module.
   const char* prefixes[4] = {"regression_head.", "classification_head.", "feature_extractor.fpn.",
                              "feature_extractor.body."};
   ready_groups_.resize(4);
@@ -46,6 +50,51 @@ RetinaNet::RetinaNet(const RetinaNetConfig& cfg) : cfg_(cfg) {
     while (g < 4 && e.name.rfind(prefixes[g], 0) != 0) ++g;
     DS_CHECK(g < 4, "RetinaNet: internal: parameter '", e.name, "' belongs to no module");
     ready_groups_[g].push_back(&e);
+  }
+}
+
+void RetinaNet::to(Device dev) {
+  if (dev == device_) return;
+  if (!dev.is_cpu()) cuda::check_device(dev);
+  // Saved activations live on the old device: drop them.
+  saved_ = false;
+  body_->clear_saved();
+  fpn_->clear_saved();
+  cls_head_->clear_saved();
+  box_head_->clear_saved();
+  for (ParamEntry& e : store_.entries()) {
+    e.value = e.value.to(dev);
+    if (e.grad.defined()) e.grad = e.grad.to(dev);
+    if (e.compute.defined()) e.compute = e.compute.to(dev);
+  }
+  device_ = dev;
+}
+
+void RetinaNet::set_precision(DType dt) {
+  if (dt == cfg_.dtype) {
+    for (ParamEntry& e : store_.entries()) e.compute = Tensor();
+    compute_dtype_ = dt;
+    return;
+  }
+  DS_CHECK(dt == DType::Float16 || dt == DType::BFloat16, "RetinaNet: compute precision must be the model's dtype (",
+           dtype_name(cfg_.dtype), "), float16 or bfloat16, got ", dtype_name(dt));
+  DS_CHECK(cfg_.dtype == DType::Float32, "RetinaNet: mixed precision needs float32 master weights, the model is ",
+           dtype_name(cfg_.dtype));
+  DS_CHECK(!device_.is_cpu(), "RetinaNet: ", dtype_name(dt),
+           " mixed precision runs on a GPU only (the CPU convolution is float32/float64); move the model with "
+           "to(cuda) first, or train in float32 on the CPU");
+  compute_dtype_ = dt;
+  refresh_compute_copies();
+}
+
+void RetinaNet::refresh_compute_copies() {
+  for (ParamEntry& e : store_.entries()) {
+    // Conv weights only ([Cout, k1, k2, k3, Cin]); norms and biases stay float32.
+    if (compute_dtype_ == cfg_.dtype || e.buffer || e.value.dim() != 5) {
+      e.compute = Tensor();
+      continue;
+    }
+    e.compute = e.value.to(compute_dtype_, true);
   }
 }
 
@@ -69,10 +118,13 @@ RetinaNet::Output RetinaNet::forward(const Tensor& x, bool save) {
   fpn_->clear_saved();
   cls_head_->clear_saved();
   box_head_->clear_saved();
-  check_cpu(x, "RetinaNet input");
+  DS_CHECK(x.defined() && x.device() == device_, "RetinaNet: the input is on ",
+           x.defined() ? x.device().str() : std::string("nothing"), " but the model is on ", device_.str(),
+           "; move the input (or the model) to one device");
   DS_CHECK(x.dim() == 5, "RetinaNet: the input must be [N, D1, D2, D3, C] (channels last), got ", x.describe());
-  DS_CHECK(x.dtype() == cfg_.dtype, "RetinaNet: the input is ", dtype_name(x.dtype()), " but the model is ",
-           dtype_name(cfg_.dtype), "; convert the input");
+  DS_CHECK(x.dtype() == compute_dtype_, "RetinaNet: the input is ", dtype_name(x.dtype()), " but the model is ",
+           dtype_name(compute_dtype_), compute_dtype_ != cfg_.dtype ? " (its mixed-precision compute dtype)" : "",
+           "; convert the input");
   DS_CHECK(x.size(4) == cfg_.backbone.in_channels, "RetinaNet: the input has ", x.size(4),
            " channels but the model was built with n_input_channels = ", cfg_.backbone.in_channels);
   const Triple div = size_divisible();
@@ -105,14 +157,16 @@ Tensor RetinaNet::backward(const std::vector<Tensor>& cls_grads, const std::vect
   DS_CHECK(cls_grads.size() == L && box_grads.size() == L, "RetinaNet backward: expected ", L,
            " class-logit and ", L, " box gradients (one per level), got ", cls_grads.size(), " and ", box_grads.size());
   for (size_t i = 0; i < L; ++i) {
-    DS_CHECK(cls_grads[i].defined() && cls_grads[i].shape() == cls_shapes_[i] && cls_grads[i].dtype() == cfg_.dtype,
-             "RetinaNet backward: class-logit gradient of level ", i, " must be ", dtype_name(cfg_.dtype),
+    DS_CHECK(cls_grads[i].defined() && cls_grads[i].shape() == cls_shapes_[i] &&
+                 cls_grads[i].dtype() == compute_dtype_ && cls_grads[i].device() == device_,
+             "RetinaNet backward: class-logit gradient of level ", i, " must be ", dtype_name(compute_dtype_),
              shape_str(cls_shapes_[i]), " like the forward output, got ",
              cls_grads[i].defined() ? cls_grads[i].describe() : std::string("nothing"));
-    DS_CHECK(box_grads[i].defined() && box_grads[i].shape() == box_shapes_[i] && box_grads[i].dtype() == cfg_.dtype,
-             "RetinaNet backward: box gradient of level ", i, " must be ", dtype_name(cfg_.dtype),
+    DS_CHECK(box_grads[i].defined() && box_grads[i].shape() == box_shapes_[i] &&
+                 box_grads[i].dtype() == compute_dtype_ && box_grads[i].device() == device_,
+             "RetinaNet backward: box gradient of level ", i, " must be ", dtype_name(compute_dtype_),
              shape_str(box_shapes_[i]), " like the forward output, got ",
-             box_grads[i].defined() ? box_grads[i].describe() : std::string("nothing"));
+             box_grads[i].defined() ? box_grads[i].describe() : std::string("nothing"), " on ", device_.str());
   }
   saved_ = false;  // the saved activations are consumed from here on
   // With a gradient-ready hook (data-parallel training) each module's
@@ -133,9 +187,18 @@ Tensor RetinaNet::backward(const std::vector<Tensor>& cls_grads, const std::vect
   std::vector<Tensor> dfeat(size_t(cfg_.returned_layers.back()));
   for (size_t i = 0; i < cfg_.returned_layers.size(); ++i) dfeat[cfg_.returned_layers[i] - 1] = dsel[i];
   dsel.clear();
-  Tensor dx = body_->backward(dfeat, need_dx);
-  notify_ready(3);
-  return dx;
+  // The backbone reports block by block (ResNet::backward), so the buckets
+  // holding deep layers are all-reduced while the shallower ones run.
+  ResNet::ReadyFn body_ready;
+  if (hook_) {
+    body_ready = [this](const std::vector<ParamEntry*>& ps) {
+      std::vector<ParamEntry*> ready;
+      for (ParamEntry* e : ps)
+        if (!e->buffer && e->trainable) ready.push_back(e);
+      if (!ready.empty()) hook_(ready);
+    };
+  }
+  return body_->backward(dfeat, need_dx, body_ready);
 }
 
 }  // namespace ds::nn

@@ -45,6 +45,22 @@ class RetinaNet {
   // the outputs). Adds into the parameter gradients; returns dL/dx when need_dx.
   Tensor backward(const std::vector<Tensor>& cls_grads, const std::vector<Tensor>& box_grads, bool need_dx);
 
+  // Moves every parameter, buffer, gradient and compute copy to `dev`
+  // (cpu or cuda:i; see core/cuda_runtime.h). Optimizer state lives in the
+  // optimizer: SGD::to moves it.
+  void to(Device dev);
+  Device device() const { return device_; }
+  // Compute precision: the model's dtype (the default), or float16 / bfloat16
+  // mixed precision (float32 models on a GPU only): conv weights get a 16-bit
+  // compute copy (ParamEntry::compute) that forward/backward use, activations
+  // and head outputs are 16-bit, norms keep float32 gamma/beta/statistics, and
+  // gradients land in the float32 masters. The input and the output gradients
+  // must then be of the compute dtype.
+  void set_precision(DType compute);
+  DType compute_dtype() const { return compute_dtype_; }
+  // Re-creates the compute copies from the masters (after the masters were
+  // set from outside, e.g. a checkpoint load). The SGD step refreshes them itself.
+  void refresh_compute_copies();
   void set_training(bool t) { training_ = t; }
   bool training() const { return training_; }
   ParamStore& store() { return store_; }
@@ -60,12 +76,19 @@ class RetinaNet {
   // have just become final for this backward, module by module in backward
   // order: the regression head (after all levels: head weights are shared, so
   // they are final only after the last level's backward), the classification
-  // head, the FPN, then the backbone (whole: its per-layer backward is inside
-  // ResNet::backward). Every trainable parameter is reported exactly
-  // once per backward. An exception thrown by the hook aborts backward.
+  // head, the FPN, then the backbone one residual block at a time as each
+  // block's backward finishes (the last block of the deepest layer first,
+  // layer1's first block last), then the stem (conv1, bn1). Every trainable
+  // parameter is reported exactly once per backward, in an order that matches
+  // the reducer's reverse-registration buckets. An exception thrown by the
+  // hook aborts backward.
   using GradReadyHook = std::function<void(const std::vector<ParamEntry*>&)>;
   void set_grad_ready_hook(GradReadyHook hook) { hook_ = std::move(hook); }
   bool has_grad_ready_hook() const { return bool(hook_); }
+  // SyncBatchNorm (data-parallel training): the backbone's BatchNorm layers
+  // take training statistics over every rank of `sync` (null: per-process
+  // again). Returns the number of BatchNorm layers (0 with GroupNorm).
+  int set_batchnorm_sync(const std::shared_ptr<BatchNormSync>& sync) { return body_->set_batchnorm_sync(sync); }
 
  private:
   RetinaNetConfig cfg_;
@@ -75,6 +98,8 @@ class RetinaNet {
   std::unique_ptr<Head> cls_head_, box_head_;
   bool training_ = true;
   bool saved_ = false;
+  Device device_ = Device::cpu();
+  DType compute_dtype_ = DType::Float32;
   std::vector<Shape> cls_shapes_, box_shapes_;
   std::mutex mu_;
   GradReadyHook hook_;

@@ -2,6 +2,7 @@
 
 #include "core/thread_pool.h"
 #include "nn/nn_util.h"
+#include "nn/sgd_multi.h"
 
 namespace ds::nn {
 
@@ -38,8 +39,37 @@ void update(T* p, const T* g, T* buf, bool first, int64_t n, const SGDOptions& o
 }
 }  // namespace
 
-void SGD::step() {
+void SGD::step(double grad_scale) {
   validate_sgd_options(opt_);
+  bool fused = grad_scale != 1.0;
+  for (ParamEntry* e : params_) fused |= !e->value.device().is_cpu() || e->compute.defined();
+  if (fused) {
+    // Two fused launches: parameters with a 16-bit compute copy (written by
+    // the kernel) and the others.
+    for (int with_copy = 1; with_copy >= 0; --with_copy) {
+      SgdMultiArgs a;
+      a.opt = opt_;
+      a.grad_scale = grad_scale;
+      std::vector<size_t> idx;
+      for (size_t k = 0; k < params_.size(); ++k) {
+        ParamEntry& e = *params_[k];
+        if (e.compute.defined() != bool(with_copy)) continue;
+        idx.push_back(k);
+        a.params.push_back(e.value);
+        a.grads.push_back(ParamStore::grad(e));
+        // Buffers follow the parameters when the model moved (RetinaNet::to).
+        if (bufs_[k].defined() && bufs_[k].device() != e.value.device()) bufs_[k] = bufs_[k].to(e.value.device());
+        a.bufs.push_back(bufs_[k]);
+        if (with_copy) a.compute.push_back(e.compute);
+      }
+      if (idx.empty()) continue;
+      if (opt_.momentum == 0) a.bufs.clear();
+      sgd_multi_step(a);
+      if (opt_.momentum != 0)
+        for (size_t i = 0; i < idx.size(); ++i) bufs_[idx[i]] = a.bufs[i];
+    }
+    return;
+  }
   for (size_t k = 0; k < params_.size(); ++k) {
     ParamEntry& e = *params_[k];
     bool first = false;
@@ -54,6 +84,11 @@ void SGD::step() {
                 e.value.numel(), opt_);
     });
   }
+}
+
+void SGD::to(Device dev) {
+  for (Tensor& b : bufs_)
+    if (b.defined()) b = b.to(dev);
 }
 
 std::vector<std::pair<std::string, Tensor>> SGD::state() const {
@@ -71,7 +106,7 @@ void SGD::load_state(const std::vector<std::pair<std::string, Tensor>>& s) {
     DS_CHECK(k < params_.size(), "SGD state: unknown parameter '", name, "' (not a trainable parameter of this model)");
     DS_CHECK(t.shape() == params_[k]->value.shape(), "SGD state: momentum buffer for '", name, "' has shape ",
              shape_str(t.shape()), ", expected ", shape_str(params_[k]->value.shape()));
-    nb[k] = t.to(params_[k]->value.dtype(), true);
+    nb[k] = t.to(params_[k]->value.dtype(), true).to(params_[k]->value.device());
   }
   bufs_ = std::move(nb);
 }

@@ -24,9 +24,17 @@ struct SGDOptions {
 class SGD {
  public:
   SGD(ParamStore& store, const SGDOptions& o);
-  void step();
+  // One update. Gradients are multiplied by grad_scale first (1 / loss scale
+  // under float16 mixed precision). Parameters on a GPU, or with 16-bit
+  // compute copies (ParamEntry::compute), go through the fused multi-tensor
+  // step (nn/sgd_multi.h), which also rewrites the compute copies from the
+  // updated masters in the same kernel: one launch for the conv weights, one
+  // for the rest. Plain CPU parameters keep the per-tensor loop below.
+  void step(double grad_scale = 1.0);
+  // Moves the momentum buffers to dev (call with the model's to()).
+  void to(Device dev);
   SGDOptions& options() { return opt_; }
-  // Momentum buffers by parameter name (undefined before the first step).
+  // Momentum buffers by parameter name (undefined before the first step), on the parameters' device.
   std::vector<std::pair<std::string, Tensor>> state() const;
   void load_state(const std::vector<std::pair<std::string, Tensor>>& s);
 

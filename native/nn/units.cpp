@@ -17,11 +17,47 @@ ConvUnit::ConvUnit(ParamStore& ps, const std::string& prefix, int64_t cin_, int6
   params.padding = padding;
 }
 
+// Mixed precision: the conv runs on the 16-bit compute copy of the weight
+// (ParamEntry::compute, refreshed by the optimizer step); the bias stays the
+// float32 master (the conv accepts a float32 bias with 16-bit activations).
+static const Tensor& conv_weight(const ParamEntry* w) { return w->compute.defined() ? w->compute : w->value; }
+
 Tensor ConvUnit::forward(const Tensor& x) const {
-  return conv3d_forward(x, weight->value, bias ? bias->value : Tensor(), params);
+  return conv3d_forward(x, conv_weight(weight), bias ? bias->value : Tensor(), params);
+}
+
+// Mixed precision: dL/dw (and dL/db) go straight into float32 master
+// gradients (the conv accumulates them in float32 from 16-bit x and dy).
+Tensor ConvUnit::backward_mixed(const Tensor& x, const Tensor& dy, bool need_dx) const {
+  const bool need_w = weight->trainable, need_b = bias && bias->trainable;
+  Conv3dGrads g;
+  bool accumulate = false;
+  if (need_w || need_b) {
+    const bool set_w = need_w && weight->grad_set, set_b = need_b && bias->grad_set;
+    accumulate = set_w || set_b;
+    for (ParamEntry* e : {need_w ? weight : nullptr, need_b ? bias : nullptr}) {
+      if (!e) continue;
+      if (accumulate) {
+        ParamStore::grad(*e);  // zeros when only the other one has a gradient yet
+      } else {
+        e->grad = Tensor::empty(e->value.shape(), e->value.dtype(), e->value.device());
+        e->grad_set = true;
+      }
+    }
+    if (need_w) g.grad_weight = weight->grad;
+    if (need_b) g.grad_bias = bias->grad;
+  }
+  // grad_input cannot share an accumulating call (it would be added to).
+  if (need_dx && !accumulate) g.grad_input = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (g.grad_weight.defined() || g.grad_bias.defined() || g.grad_input.defined())
+    conv3d_backward_into(x, conv_weight(weight), dy, params, g, accumulate);
+  if (need_dx && accumulate)
+    return conv3d_backward(x, conv_weight(weight), dy, params, true, false, false).grad_input;
+  return need_dx ? g.grad_input : Tensor();
 }
 
 Tensor ConvUnit::backward(const Tensor& x, const Tensor& dy, bool need_dx) const {
+  if (weight->compute.defined()) return backward_mixed(x, dy, need_dx);
   const bool need_b = bias && bias->trainable;
   // A layer applied more than once per step (the shared head convs run once
   // per pyramid level) adds its later weight gradients straight into the
@@ -65,10 +101,17 @@ Tensor NormUnit::forward(const Tensor& x, const Tensor& residual, bool relu, boo
     o.momentum = momentum;
     o.eps = eps;
     o.relu = relu;
+    o.sync = training ? sync.get() : nullptr;
     BatchNormSaved s;
     Tensor y = batchnorm_forward(x, gamma->value, beta->value, running_mean->value, running_var->value, residual, o, &s);
-    if (training) num_batches->value.fill_(num_batches->value.to(DType::Float64).data<double>()[0] + 1.0);
-    if (saved) *saved = {s.mean, s.invstd, training};
+    if (training) {
+      Tensor& nb = num_batches->value;
+      if (nb.device().is_cpu())
+        nb.fill_(nb.to(DType::Float64).data<double>()[0] + 1.0);
+      else  // on a GPU: += 1 by a kernel on the compute stream (no host read, no sync)
+        axpy_(nb, 1.0, Tensor::full({}, 1.0, nb.dtype(), nb.device()));
+    }
+    if (saved) *saved = {s.mean, s.invstd, training, training ? sync : nullptr};
     return y;
   }
   GroupNormSaved s;
@@ -80,7 +123,7 @@ Tensor NormUnit::forward(const Tensor& x, const Tensor& residual, bool relu, boo
   } else {
     y = groupnorm_forward(x, gamma->value, beta->value, groups, eps, relu, &s);
   }
-  if (saved) *saved = {s.mean, s.rstd, training};
+  if (saved) *saved = {s.mean, s.rstd, training, nullptr};
   return y;
 }
 
@@ -97,6 +140,7 @@ Tensor NormUnit::backward(const Tensor& x, const Tensor& y, const NormSaved& sav
     o.training = saved.training;
     o.eps = eps;
     o.relu = relu;
+    o.sync = saved.sync.get();
     g = batchnorm_backward(x, y, gamma->value, {saved.mean, saved.scale}, dy, o, grad_pre != nullptr);
     if (grad_pre) *grad_pre = g.grad_pre;
   } else {

@@ -7,6 +7,7 @@
 // needs. Backward passes add parameter gradients into ParamEntry::grad.
 #pragma once
 #include <array>
+#include <memory>
 #include <string>
 
 #include "core/tensor.h"
@@ -25,6 +26,8 @@ class ConvUnit {
   Tensor forward(const Tensor& x) const;
   // Accumulates dL/dweight (and dL/dbias); returns dL/dx when need_dx, else an undefined tensor.
   Tensor backward(const Tensor& x, const Tensor& dy, bool need_dx) const;
+  // backward when the weight has a 16-bit compute copy (float32 master gradients).
+  Tensor backward_mixed(const Tensor& x, const Tensor& dy, bool need_dx) const;
 
   ParamEntry* weight = nullptr;
   ParamEntry* bias = nullptr;
@@ -34,9 +37,12 @@ class ConvUnit {
 
 enum class NormKind { Batch, Group };
 
+class BatchNormSync;  // nn/batchnorm_sync.h
+
 struct NormSaved {
   Tensor mean, scale;  // BatchNorm: [C] mean, invstd; GroupNorm: [N, G] mean, rstd
   bool training = true;
+  std::shared_ptr<BatchNormSync> sync;  // SyncBatchNorm object the forward used (backward uses it too)
 };
 
 class NormUnit {
@@ -61,6 +67,9 @@ class NormUnit {
   ParamEntry* running_mean = nullptr;
   ParamEntry* running_var = nullptr;
   ParamEntry* num_batches = nullptr;
+  // BatchNorm only: when set, training-mode statistics are over every rank's
+  // batch (SyncBatchNorm, nn/batchnorm.h); null = this process's batch.
+  std::shared_ptr<BatchNormSync> sync;
 };
 
 }  // namespace ds::nn

@@ -2,7 +2,8 @@
 // (identical weights on both ranks, rank 0 alone writes), the gradient the
 // model's backward hook all-reduces (the mean of the two single-process
 // gradients), sharded validation (= one-process validation of the same
-// checkpoint), and a stop requested on one rank (both stop at the same step;
+// checkpoint), --sync_bn (SyncBatchNorm through the trainer; a note with one
+// process), and a stop requested on one rank (both stop at the same step;
 // resuming with another world size restarts that epoch). Skips, with the
 // reason, without Gloo or the compiled library (the ranks import dist/).
 import { spawn } from 'node:child_process';
@@ -206,6 +207,19 @@ describe.skipIf(!!skip)('data-parallel training, 2 CPU processes', () => {
       expect(r.headline).toBe(one.headline);
     }
     expect(one.predictions.some((p: { scores: number[] }) => p.scores.length > 0)).toBe(true);
+  });
+
+  it('--sync_bn: the trainer synchronises BatchNorm (identical ranks, other weights than per-rank BatchNorm); ignored with a note for 1 process', async () => {
+    const cfg = (name: string, syncBn: boolean) => tinyConfig(join(root, name), { epochs: 1, valInterval: 100, syncBn });
+    const [s0, s1] = (await runRanks(['train', JSON.stringify(cfg('sync', true))])).map((r) => r.result);
+    expect(s1.checksum).toBe(s0.checksum);
+    const [p0] = (await runRanks(['train', JSON.stringify(cfg('persync', false))])).map((r) => r.result);
+    // Same data, seed and steps: only the BatchNorm statistics (2 ranks' patches vs each rank's own) differ.
+    expect(s0.checksum).not.toBe(p0.checksum);
+    const events: TrainEvent[] = [];
+    const one = await train({ ...cfg('one', true), epochs: 1 }, { onProgress: (e) => events.push(e) });
+    expect(one.worldSize).toBe(1);
+    expect(events.some((e) => e.kind === 'info' && /--sync_bn has no effect with one process/.test(e.message ?? ''))).toBe(true);
   });
 
   it('a stop on one rank stops both after the same step; resuming with 1 process restarts that epoch', async () => {
