@@ -2,12 +2,15 @@
 // CPU functions' semantics (box_ops.h, box_coder.h, losses.h, nms.h); the CPU
 // functions are the references of the parity tests. Boxes are float32
 // [n, 6] tensors (x1, y1, z1, x2, y2, z2). Implemented in box_cuda.cu,
-// loss_cuda.cu, nms_cuda.cu, sampler_cuda.cu and postprocess_cuda.cu; det_cuda_nocuda.cpp throws without CUDA.
+// loss_cuda.cu, nms_cuda.cu, sampler_cuda.cu, postprocess_cuda.cu, atss_cuda.cu and
+// detector_loss_cuda.cu; det_cuda_nocuda.cpp throws without CUDA.
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "core/tensor.h"
+#include "detection/atss.h"
+#include "detection/detector_loss.h"
 #include "detection/losses.h"
 #include "detection/postprocess.h"
 #include "detection/sampler.h"
@@ -62,5 +65,28 @@ std::vector<Detections> postprocess_cuda(const std::vector<Tensor>& cls, const s
                                          const std::vector<int64_t>& anchor_counts,
                                          const std::vector<std::array<double, 3>>& image_sizes,
                                          const PostprocessOptions& opts);
+
+// ATSS (as atss_match, whose matches it reproduces exactly) for a batch:
+// anchors float32 [total, 6] on a GPU (levels concatenated, level_counts[l]
+// anchors on level l, per_location anchors per location); the GT boxes of
+// image b are host boxes gt_boxes[b] (gt_counts[b] of them). Returns matched
+// int32 [N, total] on the anchors' GPU: the GT index within its image, -1
+// for background. numCandidates * anchorsPerLocation is limited to 64 and
+// the levels to 8. Enqueued on the compute stream; only small host-to-device
+// copies of the GT boxes (no wait for the GPU).
+Tensor atss_match_cuda(const Tensor& anchors, const std::vector<int64_t>& level_counts, int64_t per_location,
+                       const std::vector<const float*>& gt_boxes, const std::vector<int64_t>& gt_counts,
+                       const AtssOptions& opts);
+
+// detector_loss for head outputs on a GPU (float32, float64, float16 or
+// bfloat16; called by detector_loss after its validation, with A anchors per
+// location). Gradients are device tensors shaped like the inputs in their
+// dtype; loss sums accumulate in double. Host synchronisation: the sampler
+// reads each image's matches (one small copy per image) and the loss values
+// are read once at the end.
+DetectorLoss detector_loss_cuda(const std::vector<Tensor>& cls, const std::vector<Tensor>& box,
+                                const std::vector<const float*>& anchors, const std::vector<int64_t>& anchor_counts,
+                                int64_t per_location, const std::vector<ImageTargets>& targets,
+                                const DetectorLossOptions& opts);
 
 }  // namespace ds::det

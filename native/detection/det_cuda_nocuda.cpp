@@ -33,4 +33,14 @@ Sample sample_hard_negatives_cuda(const Tensor&, const Tensor&, const SamplerOpt
   no_cuda("hard-negative sampler");
 }
 
+Tensor atss_match_cuda(const Tensor&, const std::vector<int64_t>&, int64_t, const std::vector<const float*>&,
+                       const std::vector<int64_t>&, const AtssOptions&) {
+  no_cuda("ATSS matching");
+}
+DetectorLoss detector_loss_cuda(const std::vector<Tensor>&, const std::vector<Tensor>&,
+                                const std::vector<const float*>&, const std::vector<int64_t>&, int64_t,
+                                const std::vector<ImageTargets>&, const DetectorLossOptions&) {
+  no_cuda("detector loss");
+}
+
 }  // namespace ds::det

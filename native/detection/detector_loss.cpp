@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "detection/box_coder.h"
 #include "detection/box_ops.h"
+#include "detection/det_cuda.h"
 
 namespace ds::det {
 
@@ -24,9 +25,16 @@ int64_t check_head_outputs(const std::vector<Tensor>& cls, const std::vector<Ten
   for (size_t l = 0; l < cls.size(); ++l) {
     const Tensor& c = cls[l];
     const Tensor& b = box[l];
-    check_cpu(c, "classification logits");
-    check_cpu(b, "box regression");
-    check_float(c, "classification logits");
+    DS_CHECK(c.defined() && b.defined(), what, ": level ", l, " head output is missing");
+    DS_CHECK(c.device() == cls[0].device() && b.device() == cls[0].device(), what, ": level ", l,
+             " head outputs are on ", c.device().str(), " and ", b.device().str(), " but level 0 is on ",
+             cls[0].device().str(), "; keep all head outputs on one device");
+    if (c.device().is_cpu()) {
+      check_float(c, "classification logits");
+    } else {
+      DS_CHECK(dtype_is_float(c.dtype()), what, ": GPU head outputs must be float16, bfloat16, float32 or float64, got ",
+               dtype_name(c.dtype()));
+    }
     check_same_dtype(c, b, "classification logits", "box regression");
     check_same_dtype(c, cls[0], "classification logits", "level 0 classification logits");
     check_dims(c, 5, "classification logits", "[N, D1, D2, D3, A*numClasses]");
@@ -140,7 +148,7 @@ DetectorLoss run_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>&
   num_sampled = out.num_sampled_pos + out.num_sampled_neg;
   double cls_sum = 0;
   if (num_sampled > 0) {
-    const double scale = 1.0 / double(num_sampled * C);
+    const double scale = 1.0 / double(num_sampled * C), gscale = scale * o.grad_scale;
     for (int64_t b = 0; b < N; ++b) {
       const ImageTargets& t = targets[size_t(b)];
       auto visit = [&](int32_t g, int32_t gt_label) {
@@ -151,7 +159,7 @@ DetectorLoss run_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>&
         for (int64_t c = 0; c < C; ++c) {
           LossGrad r = cls_element_loss(double(x[c]), c == gt_label, o.cls_loss, o.focal_gamma, o.focal_alpha);
           cls_sum += r.loss;
-          dx[c] = T(r.grad * scale);
+          dx[c] = T(r.grad * gscale);
         }
       };
       for (int32_t g : samples[size_t(b)].pos) visit(g, t.labels[matched[size_t(b)][size_t(g)]]);
@@ -168,6 +176,7 @@ DetectorLoss run_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>&
   double box_sum = 0;
   if (num_fg > 0) {
     const double scale = o.box_loss == BoxLossKind::SmoothL1 ? 1.0 / double(num_fg * 6) : 1.0 / double(num_fg);
+    const double gscale = scale * o.grad_scale;
     for (int64_t b = 0; b < N; ++b) {
       const ImageTargets& t = targets[size_t(b)];
       const std::vector<int32_t>& m = matched[size_t(b)];
@@ -185,13 +194,13 @@ DetectorLoss run_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>&
           for (int j = 0; j < 6; ++j) {
             LossGrad lg = smooth_l1(double(r[j]), double(enc[j]), o.smooth_l1_beta);
             box_sum += lg.loss;
-            dr[j] = T(lg.grad * scale);
+            dr[j] = T(lg.grad * gscale);
           }
         } else {
           double d[6], grad[6];
           for (int j = 0; j < 6; ++j) d[j] = double(r[j]);
           box_sum += giou_loss_with_grad(anchor, d, o.coder_weights, gt, grad);
-          for (int j = 0; j < 6; ++j) dr[j] = T(grad[j] * scale);
+          for (int j = 0; j < 6; ++j) dr[j] = T(grad[j] * gscale);
         }
       }
     }
@@ -224,6 +233,8 @@ DetectorLoss detector_loss(const std::vector<Tensor>& cls, const std::vector<Ten
   DS_CHECK(std::isfinite(o.smooth_l1_beta) && o.smooth_l1_beta > 0, what, ": smoothL1Beta must be > 0, got ",
            o.smooth_l1_beta);
   DS_CHECK(std::isfinite(o.cls_weight), what, ": clsLossWeight must be finite");
+  DS_CHECK(std::isfinite(o.grad_scale) && o.grad_scale > 0, what, ": the gradient (loss) scale must be > 0, got ",
+           o.grad_scale);
   AnchorLevels anchors{anchor_ptrs, anchor_counts, A};
   check_anchor_levels(anchors, true);
   for (int64_t b = 0; b < N; ++b) {
@@ -237,6 +248,7 @@ DetectorLoss detector_loss(const std::vector<Tensor>& cls, const std::vector<Ten
                  " has zero size on axis ", "xyz"[k], "; GT boxes need a positive size on every axis");
     }
   }
+  if (!cls[0].device().is_cpu()) return detector_loss_cuda(cls, box, anchor_ptrs, anchor_counts, A, targets, o);
   if (cls[0].dtype() == DType::Float64) return run_loss<double>(cls, box, anchors, targets, o);
   return run_loss<float>(cls, box, anchors, targets, o);
 }

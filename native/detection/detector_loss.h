@@ -1,7 +1,8 @@
 // The RetinaNet training loss from raw head outputs (MONAI RetinaNetDetector
 // compute_loss semantics), with gradients w.r.t. every head output.
 //
-// Head outputs per level l (channels last, float32 or float64):
+// Head outputs per level l (channels last, float32 or float64; on a GPU also
+// float16 / bfloat16, and then the loss runs there: det_cuda.h):
 //   cls[l] [N, D1, D2, D3, A*C]   channel a*C + c
 //   box[l] [N, D1, D2, D3, A*6]   channel a*6 + j, j over (dx, dy, dz, dw, dh, dd)
 // Anchor index within a level: ((d1*D2 + d2)*D3 + d3)*A + a.
@@ -35,6 +36,10 @@ struct DetectorLossOptions {
   double coder_weights[6] = {1, 1, 1, 1, 1, 1};
   uint64_t seed = 0;
   double cls_weight = 1.0;
+  // The gradients (not the loss values) are multiplied by this: the loss
+  // scale of float16 mixed precision (nn/loss_scaler.h), applied here so the
+  // scaled seed of the backward pass costs no extra pass.
+  double grad_scale = 1.0;
 };
 
 // GT of one image: n boxes (6n floats) and n labels in [0, num_classes).

@@ -9,6 +9,7 @@
 #include "detection/atss.h"
 #include "detection/box_coder.h"
 #include "detection/box_ops.h"
+#include "detection/det_cuda.h"
 #include "detection/detector_loss.h"
 #include "detection/nms.h"
 
@@ -138,6 +139,8 @@ std::vector<Detections> postprocess(const std::vector<Tensor>& cls, const std::v
   // Anchors are validated where they are used (only the selected candidates).
   AnchorLevels anchors{anchor_ptrs, anchor_counts, A};
   check_anchor_levels(anchors, false);
+  // Head outputs on a GPU: scoring and top-K there (det_cuda.h), the rest as here.
+  if (!cls[0].device().is_cpu()) return postprocess_cuda(cls, box, anchor_ptrs, anchor_counts, image_sizes, o);
   std::vector<Detections> out(static_cast<size_t>(N));
   const bool f64 = cls[0].dtype() == DType::Float64;
   // Images are independent; each runs serially inside (nested parallel_for is serial).

@@ -108,6 +108,7 @@ Job Loss(const Napi::CallbackInfo& info) {
     opt_num(obj, "focalAlpha", o.focal_alpha, what);
     opt_num(obj, "smoothL1Beta", o.smooth_l1_beta, what);
     opt_num(obj, "clsLossWeight", o.cls_weight, what);
+    opt_num(obj, "gradScale", o.grad_scale, what);
     atss_opts(get_opt(obj, "atss"), o.atss, what + ".atss");
     sampler_opts(get_opt(obj, "sampler"), o.sampler, what + ".sampler");
     weights6(get_opt(obj, "boxCoderWeights"), o.coder_weights, "detector.loss option 'boxCoderWeights'");

@@ -7,6 +7,8 @@
 #include <mutex>
 
 #include "napi/common.h"
+#include "nn/amp.h"
+#include "nn/loss_scaler.h"
 #include "nn/retinanet.h"
 #include "nn/sgd.h"
 
@@ -192,8 +194,61 @@ Napi::Value Set(const Napi::CallbackInfo& info) {
   DS_CHECK(t.numel() == e.value.numel(), "RetinaNet: '", e.name, "' has shape ", shape_str(e.value.shape()),
            " (MONAI shape ", shape_str(e.monai_shape), ", ", e.value.numel(), " values) but ", t.numel(),
            " values were given");
-  e.value.copy_from(t.to(e.value.dtype()).reshape(e.value.shape()));
+  e.value.copy_from(t.to(e.value.dtype()).reshape(e.value.shape()).to(e.value.device()));
+  if (e.compute.defined()) e.compute = e.value.to(e.compute.dtype(), true);  // the 16-bit compute copy follows
   return info.Env().Undefined();
+}
+
+// nnModelTo(h, 'cpu' | 'cuda' | 'cuda:i'): moves parameters, buffers and gradients.
+Napi::Value To(const Napi::CallbackInfo& info) {
+  auto m = model_arg(info[0]);
+  const std::string d = string_arg(info[1], "device");
+  Device dev = Device::cpu();
+  if (d.rfind("cuda", 0) == 0) {
+    int idx = 0;
+    if (d.size() > 4) {
+      DS_CHECK(d[4] == ':' && d.size() > 5 && d.find_first_not_of("0123456789", 5) == std::string::npos,
+               "device must be 'cpu', 'cuda' or 'cuda:<index>', got '", d, "'");
+      idx = std::stoi(d.substr(5));
+    }
+    dev = Device::cuda(idx);
+  } else {
+    DS_CHECK(d == "cpu", "device must be 'cpu', 'cuda' or 'cuda:<index>', got '", d, "'");
+  }
+  auto lk = try_lock(*m);
+  m->to(dev);
+  return info.Env().Undefined();
+}
+
+// nnModelSetPrecision(h, 'float32' | 'float64' | 'float16' | 'bfloat16')
+Napi::Value SetPrecision(const Napi::CallbackInfo& info) {
+  auto m = model_arg(info[0]);
+  const DType dt = dtype_from_name(string_arg(info[1], "precision"));
+  auto lk = try_lock(*m);
+  m->set_precision(dt);
+  return info.Env().Undefined();
+}
+
+// nnModelDevice(h) -> 'cpu' | 'cuda:i'; nnModelComputeDtype(h) -> dtype name
+Napi::Value ModelDevice(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), model_arg(info[0])->device().str());
+}
+Napi::Value ComputeDtype(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), dtype_name(model_arg(info[0])->compute_dtype()));
+}
+
+// nnModelGradsNonFinite(h) -> boolean: any inf/NaN in the trainable
+// parameters' gradients (one multi-tensor pass; on a GPU it waits for it).
+Job GradsNonFinite(const Napi::CallbackInfo& info) {
+  struct S { std::shared_ptr<RetinaNet> m; bool bad = false; };
+  auto s = std::make_shared<S>();
+  s->m = model_arg(info[0]);
+  return {[s] {
+            std::lock_guard<std::mutex> lk(s->m->mutex());
+            std::vector<Tensor> g = trainable_grads(s->m->store());
+            s->bad = scale_and_check_nonfinite_(g, 1.0);
+          },
+          [s](Napi::Env env) -> Napi::Value { return Napi::Boolean::New(env, s->bad); }};
 }
 
 Napi::Value SetTraining(const Napi::CallbackInfo& info) {
@@ -241,15 +296,18 @@ Napi::Value SgdCreate(const Napi::CallbackInfo& info) {
   return Napi::External<SgdHolder>::New(info.Env(), h, [](Napi::Env, SgdHolder* p) { delete p; });
 }
 
-// nnSgdStep(s, lr)
+// nnSgdStep(s, lr, gradScale = 1): gradients are multiplied by gradScale
+// first (1 / loss scale for float16 mixed precision).
 Job SgdStep(const Napi::CallbackInfo& info) {
   auto h = std::make_shared<SgdHolder>(sgd_arg(info[0]));
   const double lr = number_arg(info[1], "lr");
   DS_CHECK(lr >= 0, "SGD: learning rate must be >= 0, got ", lr);
-  return {[h, lr] {
+  const double gs = info.Length() > 2 && !info[2].IsUndefined() ? number_arg(info[2], "gradScale") : 1.0;
+  DS_CHECK(gs > 0 && gs < 1e300, "SGD: gradScale must be positive and finite, got ", gs);
+  return {[h, lr, gs] {
             std::lock_guard<std::mutex> lk(h->m->mutex());
             h->opt->options().lr = lr;
-            h->opt->step();
+            h->opt->step(gs);
           },
           [](Napi::Env env) -> Napi::Value { return env.Undefined(); }};
 }
@@ -296,6 +354,11 @@ void Init(Napi::Env env, Napi::Object exports) {
   export_fn(env, exports, "nnModelSetTraining", SetTraining);
   export_fn(env, exports, "nnModelZeroGrad", ZeroGrad);
   export_fn(env, exports, "nnModelSizeDivisible", SizeDivisible);
+  export_fn(env, exports, "nnModelTo", To);
+  export_fn(env, exports, "nnModelSetPrecision", SetPrecision);
+  export_fn(env, exports, "nnModelDevice", ModelDevice);
+  export_fn(env, exports, "nnModelComputeDtype", ComputeDtype);
+  export_job(env, exports, "nnModelGradsNonFinite", GradsNonFinite);
   export_fn(env, exports, "nnSgdCreate", SgdCreate);
   export_job(env, exports, "nnSgdStep", SgdStep);
   export_fn(env, exports, "nnSgdState", SgdState);

@@ -18,6 +18,7 @@ import { writeDetectionPictures } from '../infer/pictures.js';
 import { readNifti, writeNifti } from '../io/nifti.js';
 import type { Triple } from '../tensor.js';
 import { ConfigError } from '../train/config.js';
+import { resolveComputeDevice } from '../train/device.js';
 
 const NIFTI = /\.nii(\.gz)?$/i;
 
@@ -62,13 +63,15 @@ export function inferCommand(y: Argv) {
         .option('png', { type: 'string', describe: 'folder for PNG pictures of the detections' })
         .option('label_dir', { alias: 'label-dir', type: 'string', describe: 'ground-truth masks (same file names) drawn in the pictures' }),
     async (args) => {
-      if (args.device === 'cuda') throw new ConfigError('--device cuda: this build runs inference on the CPU only so far; use --device cpu');
+      // --device cuda: fails fast without CUDA / a GPU; inference runs in float32 on cuda:0.
+      const compute = resolveComputeDevice({ device: args.device as 'cpu' | 'cuda', amp: false, precision: 'fp32' });
       const files = listInputs(args.input);
       const roi = triple(args.roi, 'roi');
       const out = resolve(args.output);
       const ext = extname(out).toLowerCase();
       if (ext !== '.json' && ext !== '.csv') throw new ConfigError('--output must end in .json or .csv');
       const det = await Detector.load(args.model as string[]);
+      if (compute.device !== 'cpu') for (const m of det.models) m.to(compute.device);
       const entries: ResultEntry[] = [];
       const failed: string[] = [];
       for (const file of files) {

@@ -43,6 +43,11 @@ export interface DetectorLossOptions {
   seed?: number;
   /** total = clsLossWeight * cls + box (default 1). */
   clsLossWeight?: number;
+  /**
+   * The gradients (not the loss values) are multiplied by this (default 1):
+   * the loss scale of float16 mixed precision, applied to the seed of backward.
+   */
+  gradScale?: number;
 }
 
 export interface DetectorLossResult {
@@ -93,7 +98,9 @@ function wrap(r: any): DetectorLossResult {
 
 /**
  * Classification + box regression loss of a batch and their gradients with
- * respect to every level's head outputs. Per image: ATSS matching,
+ * respect to every level's head outputs (on the CPU, or on the GPU when the
+ * head outputs live there: then the gradients are GPU tensors in the head
+ * outputs' dtype, float16/bfloat16 included). Per image: ATSS matching,
  * hard-negative sampling (hardness = max logit over classes), then
  *  - cls: focal (gamma 2) or BCE over the sampled anchors with one-hot
  *    targets, mean over (#sampled anchors in the batch × numClasses);

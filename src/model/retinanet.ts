@@ -1,7 +1,8 @@
 // RetinaNet (MONAI LUNA16 configuration): ResNet + FPN feature extractor and
-// shared classification / regression heads, trainable on the CPU.
+// shared classification / regression heads, trainable on the CPU or (with
+// CUDA) on a GPU in float32 or float16/bfloat16 mixed precision.
 import { native } from '../native.js';
-import { Tensor, dimsToXyz, type Triple } from '../tensor.js';
+import { Tensor, dimsToXyz, type DType, type Triple } from '../tensor.js';
 import { nativeConfig, resolveConfig, type ResolvedRetinaNetConfig, type RetinaNetConfig } from './config.js';
 import { permuteConvWeight } from './weights.js';
 
@@ -94,14 +95,69 @@ export class RetinaNet {
     return dimsToXyz(native.nnModelSizeDivisible(this.handle) as Triple);
   }
 
-  /** x: [N, D1, D2, D3, nInputChannels] in the model's dtype. */
+  /** Where the parameters live: 'cpu' or 'cuda:<i>'. */
+  get device(): string {
+    return native.nnModelDevice(this.handle) as string;
+  }
+
+  /** The dtype activations and head outputs have: the model's dtype, or float16/bfloat16 after setPrecision. */
+  get computeDtype(): DType {
+    return native.nnModelComputeDtype(this.handle) as DType;
+  }
+
+  /**
+   * Moves parameters, buffers and gradients to 'cpu', 'cuda' or 'cuda:<i>'
+   * (the optimizer's momentum follows at its next step). Throws when the
+   * build has no CUDA or there is no such GPU.
+   */
+  to(device: 'cpu' | 'cuda' | `cuda:${number}`): this {
+    native.nnModelTo(this.handle, device);
+    return this;
+  }
+
+  /**
+   * Compute precision on a GPU: 'float16' / 'bfloat16' mixed precision
+   * (float32 master weights and gradients, 16-bit conv weight copies and
+   * activations, float32 norm parameters and statistics), or the model's own
+   * dtype (default). 16-bit needs a float32 model on a GPU.
+   */
+  setPrecision(dtype: DType): this {
+    native.nnModelSetPrecision(this.handle, dtype);
+    return this;
+  }
+
+  /** True when any trainable parameter's gradient holds inf or NaN (one pass over all of them). */
+  gradsNonFinite(): boolean {
+    return native.nnModelGradsNonFinite(this.handle) as boolean;
+  }
+
+  async gradsNonFiniteAsync(): Promise<boolean> {
+    return (await native.nnModelGradsNonFiniteAsync(this.handle)) as boolean;
+  }
+
+  /** x on the model's device and, on a GPU, in its compute dtype (converted copies when needed). */
+  prepareInput(x: Tensor): Tensor {
+    const dev = this.device;
+    let y = x.device === dev ? x : x.to(dev as 'cpu');
+    if (dev !== 'cpu') {
+      const dt = this.computeDtype;
+      if (y.dtype !== dt) y = y.to(dt);
+    }
+    return y;
+  }
+
+  /**
+   * x: [N, D1, D2, D3, nInputChannels] in the model's dtype. An input on
+   * another device is moved to the model's (on a GPU also converted to the
+   * compute dtype); outputs live on the model's device.
+   */
   forward(x: Tensor, opts: ForwardOptions = {}): RetinaNetOutput {
-    return wrapOutput(native.nnModelForward(this.handle, x.handle, opts.requiresGrad ?? this.isTraining));
+    return wrapOutput(native.nnModelForward(this.handle, this.prepareInput(x).handle, opts.requiresGrad ?? this.isTraining));
   }
 
   /** forward on a worker thread. */
   async forwardAsync(x: Tensor, opts: ForwardOptions = {}): Promise<RetinaNetOutput> {
-    return wrapOutput(await native.nnModelForwardAsync(this.handle, x.handle, opts.requiresGrad ?? this.isTraining));
+    return wrapOutput(await native.nnModelForwardAsync(this.handle, this.prepareInput(x).handle, opts.requiresGrad ?? this.isTraining));
   }
 
   /**

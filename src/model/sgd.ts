@@ -31,13 +31,18 @@ export class SGD {
     });
   }
 
-  /** p -= lr * update(grad) for every trainable parameter. Does not zero the gradients. */
-  step(): void {
-    native.nnSgdStep(this.handle, this.lr);
+  /**
+   * p -= lr * update(grad * gradScale) for every trainable parameter (gradScale
+   * = 1 / loss scale under float16 mixed precision). Does not zero the
+   * gradients. On a GPU, or with 16-bit compute copies, one fused launch
+   * also refreshes the copies.
+   */
+  step(gradScale = 1): void {
+    native.nnSgdStep(this.handle, this.lr, gradScale);
   }
 
-  async stepAsync(): Promise<void> {
-    await native.nnSgdStepAsync(this.handle, this.lr);
+  async stepAsync(gradScale = 1): Promise<void> {
+    await native.nnSgdStepAsync(this.handle, this.lr, gradScale);
   }
 
   /** Momentum buffers by parameter name (empty before the first step), as float32. */

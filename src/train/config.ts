@@ -52,9 +52,11 @@ export const TRAIN_OPTIONS: readonly OptionSpec[] = [
   { key: 'warmup_epochs', kind: 'int', default: 0, min: 0, group: 'Training', describe: 'linear learning-rate warm-up epochs' },
   { key: 'val_interval', kind: 'int', default: 5, min: 1, group: 'Training', describe: 'validate every this many epochs' },
   { key: 'checkpoint_interval', kind: 'int', default: 10, min: 1, group: 'Training', describe: 'save checkpoint_epoch{N} every this many epochs' },
-  { key: 'amp', kind: 'bool', default: true, group: 'Training', describe: 'mixed precision on CUDA (ignored on the CPU); --no-amp to disable' },
+  { key: 'amp', kind: 'bool', default: true, group: 'Training', describe: 'mixed precision on CUDA (ignored on the CPU): float16 with dynamic loss scaling; --no-amp = float32' },
+  { key: 'precision', kind: 'enum', default: null, choices: ['fp16', 'bf16', 'fp32'], group: 'Training', describe: 'CUDA compute precision (overrides --amp; default: fp16 with --amp, fp32 with --no-amp); bf16 needs no loss scaling; ignored on the CPU' },
   { key: 'seed', kind: 'int', default: 0, min: 0, group: 'Training', describe: 'random seed (initialisation, sampling, augmentation)' },
   { key: 'device', kind: 'enum', default: 'cpu', choices: ['cpu', 'cuda'], group: 'Training', describe: 'compute device' },
+  { key: 'sync_bn', kind: 'bool', default: false, group: 'Training', describe: 'data parallel: BatchNorm statistics over all processes\' batches (SyncBatchNorm, CPU); default per-process, as torch DDP; no effect with one process' },
   { key: 'augment', kind: 'bool', default: true, group: 'Training', describe: 'data augmentation (MONAI LUNA16 recipe)' },
   // Model
   { key: 'depth', kind: 'int', default: 50, group: 'Model', describe: 'ResNet depth: 10, 18, 34, 50, 101, 152 or 200' },
@@ -131,8 +133,10 @@ export interface TrainConfig {
   valInterval: number;
   checkpointInterval: number;
   amp: boolean;
+  precision: 'fp16' | 'bf16' | 'fp32' | null;
   seed: number;
   device: 'cpu' | 'cuda';
+  syncBn: boolean;
   augment: boolean;
   depth: number;
   widths: number[];
@@ -289,7 +293,17 @@ export function resolveTrainConfig(...layers: Partial<TrainConfig>[]): TrainConf
   if (c.valFraction >= 1) throw new ConfigError(`val_fraction must be < 1, got ${c.valFraction}`);
   if (c.aMax <= c.aMin) throw new ConfigError(`a_max (${c.aMax}) must be greater than a_min (${c.aMin})`);
   if (c.positiveFraction >= 1) throw new ConfigError(`positive_fraction must be < 1, got ${c.positiveFraction}`);
+  if (c.amp === false && (c.precision === 'fp16' || c.precision === 'bf16'))
+    throw new ConfigError(`--no-amp contradicts --precision ${c.precision}; give one of them (--precision alone decides)`);
   return c;
+}
+
+/**
+ * The compute precision a CUDA run uses: --precision when given, else fp16
+ * with --amp (the default) and fp32 with --no-amp. CPU runs are float32 whatever this says.
+ */
+export function computePrecision(c: Pick<TrainConfig, 'amp' | 'precision'>): 'fp16' | 'bf16' | 'fp32' {
+  return c.precision ?? (c.amp ? 'fp16' : 'fp32');
 }
 
 /** The options that a checkpoint must agree on to load weights (the model's structure). */
