@@ -4,9 +4,13 @@
 #      detseg3d_bench) for sm_90 (override: DETSEG3D_CUDA_ARCHS="80;90");
 #   2. runs the native tests, including the CPU <-> GPU parity harness;
 #   3. runs compute-sanitizer (memcheck, then racecheck) on a short subset when available;
-#   4. runs the GPU op benchmarks and prints their table last.
+#   4. runs the GPU op benchmarks, then the conv3d kernel benchmark (against cuDNN when
+#      libcudnn.so.9 is found, see native/bench/cudnn_conv.h), then the seed network's
+#      training step (fp16, bf16, fp32), and prints their tables last.
 # Usage: benchmarks/gpu/check.sh [build-dir]      (default build-gpu-check)
-# Environment: DETSEG3D_CUDA_ARCHS, JOBS (default: all cores), SKIP_SANITIZER=1, BENCH_ARGS (e.g. quick).
+# Environment: DETSEG3D_CUDA_ARCHS, JOBS (default: all cores), SKIP_SANITIZER=1, BENCH_ARGS (e.g. quick),
+#   CONV_BENCH_ARGS (default quick: 2 timed calls per pass; e.g. "f16" for one dtype), DETSEG3D_CUDNN_PATH,
+#   TRAIN_BENCH_ARGS (e.g. "--steps 5").
 # Exit status: non-zero when the build, a test or the sanitizer failed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -49,11 +53,16 @@ if [ "${SKIP_SANITIZER:-0}" != "1" ] && command -v compute-sanitizer >/dev/null 
   # racecheck: shared-memory hazards in the block reductions.
   for tool in memcheck racecheck; do
     stamp "compute-sanitizer --tool $tool (quick parity subset)"
-    tests="cuda_core parity_basic parity_batchnorm parity_groupnorm parity_pool parity_loss parity_detection"
-    [ "$tool" = racecheck ] && tests="parity_basic parity_batchnorm parity_groupnorm parity_detection"
+    # parity_conv: conv3d (tensor-core cp.async / ldmatrix pipelines, stem, generic).
+    tests="cuda_core parity_basic parity_batchnorm parity_groupnorm parity_pool parity_loss parity_detection parity_atss parity_conv"
+    # racecheck is slow on the shared-memory-heavy conv kernels: only the candidates test,
+    # which runs every tensor-core tile config (fwd, dgrad, wgrad) and the generic kernels once.
+    [ "$tool" = racecheck ] && tests="parity_basic parity_batchnorm parity_groupnorm parity_detection parity_conv_candidates"
     # Small sizes only (DETSEG3D_PARITY_QUICK); each filter selects one test.
     for t in $tests; do
-      if ! DETSEG3D_PARITY_QUICK=1 timeout 90 compute-sanitizer --tool "$tool" --error-exitcode 3 \
+      limit=90
+      case "$t" in parity_conv*) limit=150 ;; esac
+      if ! DETSEG3D_PARITY_QUICK=1 timeout "$limit" compute-sanitizer --tool "$tool" --error-exitcode 3 \
           --print-limit 20 "$BUILD/detseg3d_native_tests" "$t" >"$BUILD/sanitizer-$tool-$t.log" 2>&1; then
         tail -30 "$BUILD/sanitizer-$tool-$t.log"
         echo "check.sh: compute-sanitizer $tool found problems in $t"
@@ -70,9 +79,30 @@ fi
 stamp "op benchmarks"
 "$BUILD/detseg3d_bench" cuda_ops ${BENCH_ARGS:-} >"$BUILD/bench.log" 2>&1 || { cat "$BUILD/bench.log"; status=1; }
 
+stamp "conv3d kernel benchmark (vs cuDNN)"
+# cuDNN (dlopen'ed by the benchmark) may need the CUDA 12 libraries of the
+# PyTorch environment next to it (cudart, nvrtc, cublas): add them to the search path.
+conv_ld="${LD_LIBRARY_PATH:-}"
+for d in /opt/torch/.venv/lib/python3.12/site-packages/nvidia/*/lib; do
+  [ -d "$d" ] && conv_ld="$conv_ld:$d"
+done
+LD_LIBRARY_PATH="$conv_ld" timeout 240 "$BUILD/detseg3d_bench" conv3d_cuda ${CONV_BENCH_ARGS:-quick} >"$BUILD/bench_conv.log" 2>&1 \
+  || { cat "$BUILD/bench_conv.log"; echo "check.sh: conv3d benchmark failed or timed out"; status=1; }
+
+stamp "training step benchmark (seed network, batch 4 x 192x192x80)"
+: >"$BUILD/bench_train.log"
+for p in fp16 bf16 fp32; do
+  timeout 120 "$BUILD/detseg3d_bench" train_step_cuda --precision "$p" ${TRAIN_BENCH_ARGS:-} >>"$BUILD/bench_train.log" 2>&1 \
+    || { cat "$BUILD/bench_train.log"; echo "check.sh: train_step_cuda --precision $p failed or timed out"; status=1; }
+done
+
 echo
 stamp "summary"
 grep -E "^[0-9]+ passed" "$BUILD/tests.log" || true
 grep -E "FAIL" "$BUILD/tests.log" | head -20 || true
 cat "$BUILD/bench.log"
+echo
+cat "$BUILD/bench_conv.log"
+echo
+cat "$BUILD/bench_train.log"
 exit $status

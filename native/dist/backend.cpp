@@ -42,6 +42,17 @@ double Backend::time_all_reduce(size_t count, int iters) {
 }
 
 namespace {
+[[noreturn]] void no_device_collectives(const Backend& b) {
+  DS_FAIL("process group '", b.name(), "' cannot reduce GPU memory: gradients on a CUDA device need backend 'nccl' "
+          "(train --device cuda chooses it), or move the model to the CPU for backend 'gloo'");
+}
+}  // namespace
+
+void Backend::device_ready(int) { no_device_collectives(*this); }
+void Backend::all_reduce_device(int, void*, size_t, DType, ReduceOp) { no_device_collectives(*this); }
+void Backend::device_wait(int) { no_device_collectives(*this); }
+
+namespace {
 class SingleProcess final : public Backend {
  public:
   const char* name() const override { return "single"; }

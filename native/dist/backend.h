@@ -47,6 +47,27 @@ class Backend {
   // elements held in the backend's own memory (host for Gloo, device for
   // NCCL), median of `iters` timed runs after one warm-up.
   virtual double time_all_reduce(size_t count, int iters);
+
+  // ---- stream-ordered collectives on device buffers (NCCL only) ----
+  // What the gradient reducer's device buckets use; none of these blocks the
+  // host. `slot` names a pair of events (the reducer uses one slot per
+  // bucket; slots are created on first use):
+  //   device_ready(slot)       records, on the compute stream, that the data
+  //                            of `slot` is complete once the work queued
+  //                            there so far has run;
+  //   all_reduce_device(...)   makes the communication stream wait for that
+  //                            record, reduces `data` (device memory) in
+  //                            place there and records completion;
+  //   device_wait(slot)        makes the compute stream wait for that
+  //                            completion (later kernels see the result).
+  // Every rank must call all_reduce_device in the same order with the same
+  // counts, as every collective. Gloo and the single-process group do not
+  // support device memory and throw.
+  virtual bool device_collectives() const { return false; }
+  virtual int device_index() const { return -1; }
+  virtual void device_ready(int slot);
+  virtual void all_reduce_device(int slot, void* data, size_t count, DType dtype, ReduceOp op);
+  virtual void device_wait(int slot);
 };
 
 // The group of one process: every collective is the identity (avg divides by

@@ -10,12 +10,18 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <mutex>
+
+#include "core/cuda_runtime.h"
+#include "dist/dist_cuda.h"
 
 namespace ds::dist {
 namespace {
 
 // ---- the part of nccl.h we use (ABI stable since NCCL 2.0; ncclAvg since 2.10) ----
+// The minimum is 2.4 (2019); without ncclAvg (< 2.10) an average is a sum
+// followed by a scale kernel on the same stream.
 struct ncclComm;
 using ncclComm_t = ncclComm*;
 struct ncclUniqueId_ {
@@ -34,12 +40,14 @@ struct NcclApi {
   ncclResult_t (*AllGather)(const void*, void*, size_t, ncclDataType_t, ncclComm_t, cudaStream_t) = nullptr;
   ncclResult_t (*CommDestroy)(ncclComm_t) = nullptr;
   const char* (*GetErrorString)(ncclResult_t) = nullptr;
+  int version = 0;  // major*10000 + minor*100 + patch
+  bool has_avg() const { return version >= 21000; }
 };
 
 template <class F>
 void resolve(void* h, const char* sym, F*& out, const std::string& path) {
   out = reinterpret_cast<F*>(::dlsym(h, sym));
-  DS_CHECK(out != nullptr, "NCCL library ", path, " has no symbol ", sym, "; NCCL >= 2.10 is needed");
+  DS_CHECK(out != nullptr, "NCCL library ", path, " has no symbol ", sym, "; NCCL >= 2.4 is needed");
 }
 
 // Loads libnccl once per process; throws (every time) when it cannot.
@@ -69,7 +77,10 @@ const NcclApi& api() {
   resolve(h, "ncclGetErrorString", t.GetErrorString, path);
   int v = 0;
   t.GetVersion(&v);
-  DS_CHECK(v >= 21000, "NCCL ", v, " at ", path, " is too old: detseg3d needs NCCL >= 2.10 (for ncclAvg)");
+  // NCCL < 2.9 encodes major*1000 + minor*100 + patch, later major*10000 + minor*100 + patch.
+  const int code = v >= 10000 ? v : (v / 1000) * 10000 + v % 1000;
+  DS_CHECK(code >= 20400, "NCCL ", v, " at ", path, " is too old: detseg3d needs NCCL >= 2.4");
+  t.version = code;
   a = t;
   loaded = true;  // the handle stays open for the life of the process
   return a;
@@ -111,6 +122,9 @@ class NcclBackend final : public Backend {
     cuda_check(cudaSetDevice(device_), "cudaSetDevice(LOCAL_RANK)");
     cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     cuda_check(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming), "cudaEventCreate");
+    // Every op on a CUDA tensor runs on the device's compute stream (core/cuda_runtime.h),
+    // a non-blocking stream: the legacy default stream would not order after it.
+    compute_ = static_cast<cudaStream_t>(ds::cuda::stream(device_));
     ncclUniqueId_ id;
     std::memcpy(id.internal, o.id.data(), kNcclUniqueIdBytes);
     nccl_check(api().CommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
@@ -119,6 +133,10 @@ class NcclBackend final : public Backend {
     cudaSetDevice(device_);
     if (comm_) api().CommDestroy(comm_);
     if (staging_) cudaFree(staging_);
+    for (auto& s : slots_) {
+      cudaEventDestroy(s.ready);
+      cudaEventDestroy(s.done);
+    }
     cudaEventDestroy(ready_);
     cudaStreamDestroy(stream_);
   }
@@ -126,7 +144,32 @@ class NcclBackend final : public Backend {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   bool host_memory() const override { return false; }
-  void set_compute_stream(void* s) { compute_ = static_cast<cudaStream_t>(s); }
+  void set_compute_stream(void* s) { compute_ = s ? static_cast<cudaStream_t>(s) : static_cast<cudaStream_t>(ds::cuda::stream(device_)); }
+  bool device_collectives() const override { return true; }
+  int device_index() const override { return device_; }
+
+  // Called by the thread running backward: no lock (only the slot table's
+  // growth is guarded), no host synchronisation.
+  void device_ready(int slot) override {
+    ds::cuda::DeviceGuard g(device_);
+    Slot& s = slot_at(slot);
+    cuda_check(cudaEventRecord(s.ready, compute_), "cudaEventRecord (bucket ready)");
+  }
+
+  void all_reduce_device(int slot, void* data, size_t count, DType dtype, ReduceOp op) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ds::cuda::DeviceGuard g(device_);
+    Slot& s = slot_at(slot);
+    cuda_check(cudaStreamWaitEvent(stream_, s.ready, 0), "cudaStreamWaitEvent (bucket ready)");
+    if (count > 0) reduce_on_stream(data, count, dtype, op);
+    cuda_check(cudaEventRecord(s.done, stream_), "cudaEventRecord (bucket reduced)");
+  }
+
+  void device_wait(int slot) override {
+    ds::cuda::DeviceGuard g(device_);
+    Slot& s = slot_at(slot);
+    cuda_check(cudaStreamWaitEvent(compute_, s.done, 0), "cudaStreamWaitEvent (bucket reduced)");
+  }
 
   void all_reduce(void* data, size_t count, DType dtype, ReduceOp op, uint32_t, bool device_ptr) override {
     if (count == 0) return;
@@ -135,12 +178,12 @@ class NcclBackend final : public Backend {
     const size_t bytes = count * dtype_size(dtype);
     if (device_ptr) {
       order_after_compute();
-      nccl_check(api().AllReduce(data, data, count, nccl_dtype(dtype), nccl_op(op), comm_, stream_), "ncclAllReduce");
+      reduce_on_stream(data, count, dtype, op);
       return;  // asynchronous: synchronize() or a stream wait orders later use
     }
     void* d = staging(bytes);
     cuda_check(cudaMemcpyAsync(d, data, bytes, cudaMemcpyHostToDevice, stream_), "copy to GPU");
-    nccl_check(api().AllReduce(d, d, count, nccl_dtype(dtype), nccl_op(op), comm_, stream_), "ncclAllReduce");
+    reduce_on_stream(d, count, dtype, op);
     cuda_check(cudaMemcpyAsync(data, d, bytes, cudaMemcpyDeviceToHost, stream_), "copy from GPU");
     cuda_check(cudaStreamSynchronize(stream_), "ncclAllReduce (stream synchronize)");
   }
@@ -229,6 +272,28 @@ class NcclBackend final : public Backend {
   }
 
  private:
+  struct Slot {
+    cudaEvent_t ready = nullptr, done = nullptr;
+  };
+  // Slots live in a deque (stable addresses) and are only appended.
+  Slot& slot_at(int slot) {
+    DS_CHECK(slot >= 0, "internal: negative collective slot ", slot);
+    std::lock_guard<std::mutex> lock(slots_mu_);
+    while (int(slots_.size()) <= slot) {
+      Slot s;
+      cuda_check(cudaEventCreateWithFlags(&s.ready, cudaEventDisableTiming), "cudaEventCreate");
+      cuda_check(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), "cudaEventCreate");
+      slots_.push_back(s);
+    }
+    return slots_[size_t(slot)];
+  }
+  // In place on the NCCL stream; an average without ncclAvg is a sum, then a scale.
+  void reduce_on_stream(void* d, size_t count, DType dtype, ReduceOp op) {
+    const bool emulate_avg = op == ReduceOp::Avg && !api().has_avg();
+    nccl_check(api().AllReduce(d, d, count, nccl_dtype(dtype), nccl_op(emulate_avg ? ReduceOp::Sum : op), comm_, stream_),
+               "ncclAllReduce");
+    if (emulate_avg) scale_on_stream(d, count, dtype, 1.0 / size_, stream_);
+  }
   // The NCCL stream waits for the compute stream's queued work (the gradients).
   void order_after_compute() {
     cuda_check(cudaEventRecord(ready_, compute_), "cudaEventRecord");
@@ -253,6 +318,8 @@ class NcclBackend final : public Backend {
   void* staging_ = nullptr;
   size_t staging_bytes_ = 0;
   std::mutex mu_;
+  std::mutex slots_mu_;
+  std::deque<Slot> slots_;
 };
 
 }  // namespace
@@ -260,9 +327,7 @@ class NcclBackend final : public Backend {
 bool nccl_compiled() { return true; }
 
 std::string nccl_version() {
-  int v = 0;
-  api().GetVersion(&v);
-  // NCCL >= 2.9 encodes major*10000 + minor*100 + patch.
+  const int v = api().version;  // major*10000 + minor*100 + patch
   return std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." + std::to_string(v % 100);
 }
 

@@ -1,8 +1,13 @@
 // NCCL (GPU) process group. libnccl.so.2 is loaded at run time with dlopen
 // (path overridable with DETSEG3D_NCCL_PATH), so neither building nor running
 // on a machine without NCCL needs it; only the few NCCL types used here are
-// declared. One communicator per process on device LOCAL_RANK; collectives
-// run on a dedicated stream. Compiled in full only with CUDA
+// declared (NCCL >= 2.4; below 2.10, which added ncclAvg, an average is a sum
+// and a scale kernel). One communicator per process on device LOCAL_RANK;
+// collectives run on a dedicated stream, ordered after the device's compute
+// stream (core/cuda_runtime.h) by events: host buffers are staged through
+// device memory and waited for; device buffers are reduced asynchronously,
+// including the reducer's per-bucket stream-ordered collectives
+// (Backend::all_reduce_device). Compiled in full only with CUDA
 // (DETSEG3D_WITH_CUDA); otherwise every entry point explains why it is
 // unavailable.
 #pragma once
@@ -34,7 +39,8 @@ std::shared_ptr<Backend> make_nccl_backend(const NcclOptions& opts);
 
 // Makes the NCCL stream wait for work already queued on `compute_stream`
 // (a cudaStream_t) before each collective, so gradients produced there are
-// complete when they are reduced. Null = the legacy default stream.
+// complete when they are reduced. The default (and null) is the device's
+// compute stream, where every op on a CUDA tensor runs.
 void nccl_set_compute_stream(Backend& b, void* compute_stream);
 
 }  // namespace ds::dist

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/cuda_runtime.h"
 #include "core/error.h"
 
 namespace ds::dist {
@@ -11,50 +12,48 @@ Reducer::Reducer(std::shared_ptr<Backend> pg, std::vector<Tensor> grads, Reducer
   DS_CHECK(pg_ != nullptr, "reducer: no process group");
   DS_CHECK(!grads_.empty(), "reducer: the list of gradient tensors is empty");
   DS_CHECK(opts_.bucket_bytes > 0, "reducer: bucket size must be positive");
+  const Device dev = opts_.device;
+  if (!dev.is_cpu()) {
+    DS_CHECK(pg_->device_collectives(), "reducer: gradients on ", dev.str(), " need a process group that reduces GPU "
+             "memory (backend 'nccl'); this one is '", pg_->name(), "'. Use --device cuda (which chooses nccl) or keep "
+             "the model on the CPU with backend 'gloo'");
+    DS_CHECK(pg_->device_index() == dev.index, "reducer: the gradients are on ", dev.str(),
+             " but the nccl process group uses cuda:", pg_->device_index(),
+             "; each process must train on its LOCAL_RANK's GPU");
+  }
   const int n = int(grads_.size());
-  bucket_of_.assign(n, -1);
-  slot_of_.assign(n, -1);
+  std::vector<GradSpec> specs(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
     DS_CHECK(grads_[i].defined(), "reducer: gradient ", i, " is undefined");
-    check_cpu(grads_[i], "reducer gradient");
+    if (!opts_.in_place)
+      DS_CHECK(grads_[i].device() == dev, "reducer: gradient ", i, " is on ", grads_[i].device().str(),
+               " but the buckets are on ", dev.str(), "; register gradients on the buckets' device (or use in-place "
+               "views)");
     if (opts_.average)
       DS_CHECK(grads_[i].dtype() == DType::Float32 || grads_[i].dtype() == DType::Float64, "reducer: gradient ", i,
                " is ", dtype_name(grads_[i].dtype()), "; averaging needs float32 or float64 gradients");
+    specs[size_t(i)] = {grads_[i].numel(), grads_[i].dtype()};
   }
-  // Reverse order; a new bucket when the dtype changes or the current one is full.
-  std::vector<std::vector<int>> groups;
-  size_t cur_bytes = 0;
-  for (int i = n - 1; i >= 0; --i) {
-    bool fresh = groups.empty() || cur_bytes >= opts_.bucket_bytes ||
-                 grads_[groups.back().front()].dtype() != grads_[i].dtype();
-    if (fresh) {
-      groups.emplace_back();
-      cur_bytes = 0;
-    }
-    groups.back().push_back(i);
-    cur_bytes += grads_[i].nbytes();
-  }
-  views_.resize(n);
-  for (size_t b = 0; b < groups.size(); ++b) {
+  BucketPlan plan = plan_buckets(specs, opts_.bucket_bytes, dev.is_cpu() ? 1 : kDeviceBucketAlign);
+  views_.resize(size_t(n));
+  for (size_t b = 0; b < plan.members.size(); ++b) {
     Bucket bk;
-    int64_t total = 0;
-    for (int i : groups[b]) {
-      bk.offsets.push_back(total);
-      total += grads_[i].numel();
+    bk.offsets = plan.offsets[b];
+    // Zeros: the padding between device members must not carry garbage into the sum.
+    bk.flat = Tensor::zeros({plan.numel[b]}, grads_[size_t(plan.members[b].front())].dtype(), dev);
+    for (size_t s = 0; s < plan.members[b].size(); ++s) {
+      const int i = plan.members[b][s];
+      const int64_t off = bk.offsets[s];
+      views_[size_t(i)] = bk.flat.slice0(off, off + grads_[size_t(i)].numel()).reshape(grads_[size_t(i)].shape());
     }
-    bk.flat = Tensor::zeros({std::max<int64_t>(total, 1)}, grads_[groups[b].front()].dtype());
-    for (size_t s = 0; s < groups[b].size(); ++s) {
-      int i = groups[b][s];
-      bucket_of_[i] = int(b);
-      slot_of_[i] = int(s);
-      int64_t off = bk.offsets[s];
-      views_[i] = bk.flat.slice0(off, off + grads_[i].numel()).reshape(grads_[i].shape());
-    }
-    bk.pending = int(groups[b].size());
+    bk.pending = int(plan.members[b].size());
     buckets_.push_back(std::move(bk));
   }
-  members_ = std::move(groups);
-  marked_.assign(n, 0);
+  bucket_of_ = std::move(plan.bucket_of);
+  slot_of_ = std::move(plan.slot_of);
+  members_ = std::move(plan.members);
+  marked_.assign(size_t(n), 0);
+  if (opts_.in_place) grads_ = views_;
   thread_ = std::thread([this] { comm_loop(); });
 }
 
@@ -65,6 +64,15 @@ Reducer::~Reducer() {
   }
   cv_.notify_all();
   thread_.join();
+  if (on_device()) {
+    // The buckets return to the caching allocator for the compute stream: make
+    // that stream wait for any collective still in flight on them first
+    // (stream-ordered, the host does not block; a no-op for idle buckets).
+    for (size_t b = 0; b < buckets_.size(); ++b) try {
+        pg_->device_wait(int(b));
+      } catch (...) {
+      }
+  }
 }
 
 std::vector<Tensor> Reducer::bucket_views() const { return views_; }
@@ -77,22 +85,49 @@ void Reducer::mark_ready(int index, const Tensor* value) {
   DS_CHECK(!marked_[index], "reducer.markReady: gradient ", index,
            " was marked ready twice in one step; call wait() once per step after all gradients are marked");
   const Tensor& g = value ? *value : grads_[index];
-  const Tensor& v = views_[index];
   if (value) {
-    check_cpu(*value, "reducer gradient");
+    const Tensor& v = views_[index];
     DS_CHECK(value->dtype() == v.dtype() && value->numel() == v.numel(), "reducer.markReady: gradient ", index,
              " must be ", v.describe(), ", got ", value->describe());
   }
-  if (g.raw() != v.raw()) std::memcpy(v.raw(), g.raw(), v.nbytes());
+  copy_in(index, g);
   marked_[index] = 1;
-  if (--buckets_[bucket_of_[index]].pending == 0) launch_ready_locked();
+  const int b = bucket_of_[index];
+  if (--buckets_[b].pending == 0) {
+    // Device: the bucket's data is complete once the copies queued so far have run.
+    if (on_device()) pg_->device_ready(b);
+    launch_ready_locked();
+  }
+}
+
+// The gradient into its bucket slot: a host copy, or an asynchronous copy on
+// the device's compute stream (ordered after the kernels that produced g).
+void Reducer::copy_in(int index, const Tensor& g) {
+  const Tensor& v = views_[index];
+  DS_CHECK(g.device() == v.device(), "reducer.markReady: gradient ", index, " is on ", g.device().str(),
+           " but its bucket is on ", v.device().str());
+  if (g.raw() == v.raw()) return;
+  if (on_device())
+    cuda::copy_d2d(v.raw(), g.raw(), v.nbytes(), v.device().index);
+  else
+    std::memcpy(v.raw(), g.raw(), v.nbytes());
+}
+
+int Reducer::buckets_launched() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return next_launch_;
+}
+
+int Reducer::buckets_issued() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return done_;
 }
 
 // Queues every consecutive complete bucket starting at next_launch_.
 void Reducer::launch_ready_locked() {
   bool any = false;
   while (next_launch_ < int(buckets_.size()) && buckets_[next_launch_].pending == 0) {
-    queue_.push_back(next_launch_++);
+    queue_.push_back({next_launch_++, nullptr});
     any = true;
   }
   if (any) cv_.notify_all();
@@ -100,27 +135,37 @@ void Reducer::launch_ready_locked() {
 
 void Reducer::comm_loop() {
   for (;;) {
-    int b;
+    Item item;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
       if (stop_) return;
-      b = queue_.front();
+      item = queue_.front();
       queue_.pop_front();
     }
+    if (item.task) {
+      run_task(*item.task);
+      continue;
+    }
+    const int b = item.bucket;
     Bucket& bk = buckets_[b];
     bool failed;
     {
       std::lock_guard<std::mutex> lock(mu_);
       failed = error_ != nullptr;  // after a failure the ranks are out of step: do not wait on peers again
     }
+    const ReduceOp op = opts_.average ? ReduceOp::Avg : ReduceOp::Sum;
     if (!failed) try {
+      if (on_device()) {
+        // Enqueued behind the bucket's ready event; completes asynchronously (wait()).
+        pg_->all_reduce_device(b, bk.flat.raw(), size_t(bk.flat.numel()), bk.flat.dtype(), op);
+      } else {
       // Tags keep the reducer's collectives apart from the user's (Gloo).
-      pg_->all_reduce(bk.flat.raw(), size_t(bk.flat.numel()), bk.flat.dtype(),
-                      opts_.average ? ReduceOp::Avg : ReduceOp::Sum, 0x100000u + uint32_t(b));
+      pg_->all_reduce(bk.flat.raw(), size_t(bk.flat.numel()), bk.flat.dtype(), op, 0x100000u + uint32_t(b));
       for (int i : members_[b]) {
         const Tensor& g = grads_[i];
         if (g.raw() != views_[i].raw()) std::memcpy(g.raw(), views_[i].raw(), g.nbytes());
+      }
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -132,6 +177,38 @@ void Reducer::comm_loop() {
     }
     cv_.notify_all();
   }
+}
+
+void Reducer::run_task(Task& t) {
+  std::exception_ptr err;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    err = error_;  // after a failure the ranks are out of step: do not wait on peers again
+  }
+  if (!err) try {
+      (*t.fn)(*pg_);
+    } catch (...) {
+      err = std::current_exception();
+    }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (err && !error_) error_ = err;
+    t.error = err;
+    t.done = true;
+  }
+  cv_.notify_all();
+}
+
+void Reducer::run_ordered(const std::function<void(Backend&)>& fn) {
+  Task t{&fn, false, nullptr};
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (error_) std::rethrow_exception(error_);
+    queue_.push_back({-1, &t});
+    cv_.notify_all();
+    cv_.wait(lock, [&t] { return t.done; });
+  }
+  if (t.error) std::rethrow_exception(t.error);
 }
 
 void Reducer::wait() {
@@ -154,7 +231,15 @@ void Reducer::wait() {
   lock.unlock();
   if (!err) {
     try {
-      pg_->synchronize();
+      if (on_device()) {
+        // The compute stream waits for every bucket's collective: no host synchronisation.
+        for (size_t b = 0; b < buckets_.size(); ++b) pg_->device_wait(int(b));
+        for (size_t i = 0; i < grads_.size(); ++i)
+          if (grads_[i].raw() != views_[i].raw())
+            cuda::copy_d2d(grads_[i].raw(), views_[i].raw(), grads_[i].nbytes(), opts_.device.index);
+      } else {
+        pg_->synchronize();
+      }
     } catch (...) {
       err = std::current_exception();
     }

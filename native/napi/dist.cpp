@@ -8,7 +8,10 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "core/cuda_runtime.h"
+#include "core/device_copy.h"
 #include "dist/backend.h"
+#include "dist/batchnorm_sync.h"
 #include "dist/gloo_backend.h"
 #include "dist/nccl_backend.h"
 #include "dist/reducer.h"
@@ -51,15 +54,27 @@ std::shared_ptr<Reducer> reducer_arg(const Napi::Value& v) {
   return h->r;
 }
 
-std::vector<Tensor> tensors_arg(const Napi::Value& v, const char* what) {
+// CPU tensors, or (device_ok) tensors anywhere: device ones are checked against the group where they are used.
+std::vector<Tensor> tensors_arg(const Napi::Value& v, const char* what, bool device_ok = false) {
   DS_CHECK(v.IsArray(), what, " must be an array of Tensors");
   Napi::Array a = v.As<Napi::Array>();
   std::vector<Tensor> out;
   for (uint32_t i = 0; i < a.Length(); ++i) {
     out.push_back(tensor_arg(a.Get(i), what));
-    check_cpu(out.back(), what);
+    if (!device_ok) check_cpu(out.back(), what);
   }
   return out;
+}
+
+// True for a tensor in the memory of the group's GPU (NCCL collectives then
+// run on it in place); throws for a device tensor the group cannot reach.
+bool on_group_device(const Backend& pg, const Tensor& t, const char* what) {
+  if (t.device().is_cpu()) return false;
+  DS_CHECK(pg.device_collectives(), what, ": ", t.describe(), " is on ", t.device().str(), " but process group '",
+           pg.name(), "' works on CPU memory only; copy it to the CPU first or use backend 'nccl'");
+  DS_CHECK(pg.device_index() == t.device().index, what, ": ", t.describe(), " is on ", t.device().str(),
+           " but this nccl group uses cuda:", pg.device_index());
+  return true;
 }
 
 uint32_t tag_arg(const Napi::Value& v) { return v.IsUndefined() ? 0u : uint32_t(int_arg(v, "tag")); }
@@ -126,12 +141,14 @@ Job AllReduce(const Napi::CallbackInfo& info) {
   struct State { std::shared_ptr<Backend> pg; std::vector<Tensor> ts; dist::ReduceOp op; uint32_t tag; };
   auto s = std::make_shared<State>();
   s->pg = pg_arg(info[0]);
-  s->ts = tensors_arg(info[1], "allReduce tensors");
+  s->ts = tensors_arg(info[1], "allReduce tensors", true);
+  for (auto& t : s->ts) on_group_device(*s->pg, t, "allReduce");
   s->op = dist::reduce_op_from_name(info[2].IsUndefined() ? "sum" : string_arg(info[2], "allReduce op"));
   s->tag = tag_arg(info[3]);
   return {[s] {
-            for (auto& t : s->ts) s->pg->all_reduce(t.raw(), size_t(t.numel()), t.dtype(), s->op, s->tag);
-            s->pg->synchronize();
+            for (auto& t : s->ts)
+              s->pg->all_reduce(t.raw(), size_t(t.numel()), t.dtype(), s->op, s->tag, !t.device().is_cpu());
+            s->pg->synchronize();  // device results: later compute-stream work is queued after this host wait
           },
           [](Napi::Env env) -> Napi::Value { return env.Undefined(); }};
 }
@@ -141,11 +158,12 @@ Job Broadcast(const Napi::CallbackInfo& info) {
   struct State { std::shared_ptr<Backend> pg; std::vector<Tensor> ts; int root; uint32_t tag; };
   auto s = std::make_shared<State>();
   s->pg = pg_arg(info[0]);
-  s->ts = tensors_arg(info[1], "broadcast tensors");
+  s->ts = tensors_arg(info[1], "broadcast tensors", true);
+  for (auto& t : s->ts) on_group_device(*s->pg, t, "broadcast");
   s->root = int(int_arg(info[2], "broadcast root"));
   s->tag = tag_arg(info[3]);
   return {[s] {
-            for (auto& t : s->ts) s->pg->broadcast(t.raw(), t.nbytes(), s->root, s->tag);
+            for (auto& t : s->ts) s->pg->broadcast(t.raw(), t.nbytes(), s->root, s->tag, !t.device().is_cpu());
             s->pg->synchronize();
           },
           [](Napi::Env env) -> Napi::Value { return env.Undefined(); }};
@@ -200,10 +218,12 @@ Napi::Value Destroy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// distReducerCreate(pg, gradTensors, {bucketBytes, average, inPlace}) -> handle
+// distReducerCreate(pg, gradTensors, {bucketBytes, average, inPlace, device}) -> handle.
+// device 'cuda:i': device buckets (NCCL); with inPlace the gradient tensors
+// only give shapes and dtypes (they may be CPU tensors).
 Napi::Value ReducerCreate(const Napi::CallbackInfo& info) {
   auto pg = pg_arg(info[0]);
-  auto grads = tensors_arg(info[1], "reducer gradients");
+  auto grads = tensors_arg(info[1], "reducer gradients", true);
   dist::ReducerOptions o;
   if (info[2].IsObject()) {
     Napi::Object opt = info[2].As<Napi::Object>();
@@ -213,11 +233,10 @@ Napi::Value ReducerCreate(const Napi::CallbackInfo& info) {
       o.bucket_bytes = size_t(b);
     }
     if (!get_opt(opt, "average").IsUndefined()) o.average = bool_arg(opt.Get("average"), "average");
+    if (!get_opt(opt, "inPlace").IsUndefined()) o.in_place = bool_arg(opt.Get("inPlace"), "inPlace");
+    if (!get_opt(opt, "device").IsUndefined()) o.device = device_from_name(string_arg(opt.Get("device"), "device"));
   }
-  bool in_place = info[2].IsObject() && !get_opt(info[2].As<Napi::Object>(), "inPlace").IsUndefined() &&
-                  bool_arg(info[2].As<Napi::Object>().Get("inPlace"), "inPlace");
   auto r = std::make_shared<Reducer>(pg, std::move(grads), o);
-  if (in_place) r->use_views_as_gradients();
   return Napi::External<ReducerHolder>::New(info.Env(), new ReducerHolder{kReducerMagic, r},
                                             [](Napi::Env, ReducerHolder* h) { delete h; });
 }
@@ -279,6 +298,59 @@ std::vector<nn::ParamEntry*> model_entries(nn::RetinaNet& m, bool params, bool b
   return out;
 }
 
+// Host entries packed into one host message (the NCCL backend stages it).
+void broadcast_host_entries(Backend& pg, const std::vector<nn::ParamEntry*>& es, int root) {
+  size_t total = 0;
+  for (auto* e : es) total += e->value.nbytes();
+  if (total == 0) return;
+  std::vector<uint8_t> buf(total);
+  size_t off = 0;
+  for (auto* e : es) {
+    std::memcpy(buf.data() + off, e->value.raw(), e->value.nbytes());
+    off += e->value.nbytes();
+  }
+  pg.broadcast(buf.data(), total, root, 0);
+  pg.synchronize();
+  off = 0;
+  for (auto* e : es) {
+    std::memcpy(e->value.raw(), buf.data() + off, e->value.nbytes());
+    off += e->value.nbytes();
+  }
+}
+
+// Device entries packed into one device buffer (copies on the compute
+// stream), broadcast in place by NCCL (its stream waits for the packing),
+// then, after one host wait for the NCCL stream (start of training and epoch
+// ends only), unpacked on the compute stream.
+void broadcast_device_entries(Backend& pg, const std::vector<nn::ParamEntry*>& es, int root) {
+  if (es.empty()) return;
+  const Device dev = es.front()->value.device();
+  size_t total = 0;
+  for (auto* e : es) {
+    DS_CHECK(e->value.device() == dev, "distBroadcastModel: '", e->name, "' is on ", e->value.device().str(),
+             " but '", es.front()->name, "' on ", dev.str(), "; move the whole model with model.to()");
+    total += e->value.nbytes();
+  }
+  on_group_device(pg, es.front()->value, "distBroadcastModel");
+  if (total == 0) return;
+  Tensor buf = Tensor::empty({int64_t(total)}, DType::UInt8, dev);
+  auto* base = static_cast<uint8_t*>(buf.raw());
+  size_t off = 0;
+  for (auto* e : es) {
+    cuda::copy_d2d(base + off, e->value.raw(), e->value.nbytes(), dev.index);
+    off += e->value.nbytes();
+  }
+  pg.broadcast(base, total, root, 0, /*device_ptr=*/true);
+  pg.synchronize();
+  off = 0;
+  for (auto* e : es) {
+    cuda::copy_d2d(e->value.raw(), base + off, e->value.nbytes(), dev.index);
+    off += e->value.nbytes();
+  }
+  // buf goes back to the caching allocator for the compute stream, behind the
+  // copies; NCCL is done with it (host wait above).
+}
+
 // distBroadcastModel(pg, model, {params, buffers}, root): every rank ends with
 // root's values of the chosen entries, packed into one message (one collective
 // whatever the number of tensors: the many small BatchNorm buffers would
@@ -298,22 +370,12 @@ Job BroadcastModel(const Napi::CallbackInfo& info) {
   return {[s] {
             std::lock_guard<std::mutex> lk(s->m->mutex());
             auto es = model_entries(*s->m, s->params, s->buffers);
-            size_t total = 0;
-            for (auto* e : es) total += e->value.nbytes();
-            if (total == 0) return;
-            std::vector<uint8_t> buf(total);
-            size_t off = 0;
-            for (auto* e : es) {
-              std::memcpy(buf.data() + off, e->value.raw(), e->value.nbytes());
-              off += e->value.nbytes();
-            }
-            s->pg->broadcast(buf.data(), total, s->root, 0);
-            s->pg->synchronize();
-            off = 0;
-            for (auto* e : es) {
-              std::memcpy(e->value.raw(), buf.data() + off, e->value.nbytes());
-              off += e->value.nbytes();
-            }
+            std::vector<nn::ParamEntry*> host, dev;
+            for (auto* e : es) (e->value.device().is_cpu() ? host : dev).push_back(e);
+            broadcast_host_entries(*s->pg, host, s->root);
+            broadcast_device_entries(*s->pg, dev, s->root);
+            // Mixed precision: the 16-bit compute copies follow the new float32 masters.
+            if (s->params) s->m->refresh_compute_copies();
           },
           [](Napi::Env env) -> Napi::Value { return env.Undefined(); }};
 }
@@ -324,16 +386,25 @@ struct ModelLink {
   std::vector<nn::ParamEntry*> params;  // reducer gradient i = params[i]
 };
 
-// distReducerAttachModel(reducer, model): the reducer must have been created
-// over the model's trainable parameters in registration order (shapes and
-// dtypes are checked) with inPlace. From now on the model's backward marks
-// each gradient ready as soon as it is final (RetinaNet::set_grad_ready_hook),
-// so buckets are all-reduced while backward goes on.
+// distReducerAttachModel(reducer, model, {syncBatchNorm}) -> number of
+// synchronised BatchNorm layers: the reducer must have been created over the
+// model's trainable parameters in registration order (shapes and dtypes are
+// checked) with inPlace. From now on the model's backward marks each gradient
+// ready as soon as it is final (RetinaNet::set_grad_ready_hook), so buckets
+// are all-reduced while backward goes on. With syncBatchNorm the backbone's
+// BatchNorm layers take training statistics over all ranks, their collectives
+// ordered with the buckets' on the reducer's thread (dist/batchnorm_sync.h).
 Napi::Value ReducerAttachModel(const Napi::CallbackInfo& info) {
   auto r = reducer_arg(info[0]);
   auto m = retinanet_from_handle(info[1]);
+  bool sync_bn = false;
+  if (info[2].IsObject() && !get_opt(info[2].As<Napi::Object>(), "syncBatchNorm").IsUndefined())
+    sync_bn = bool_arg(info[2].As<Napi::Object>().Get("syncBatchNorm"), "syncBatchNorm");
   std::unique_lock<std::mutex> lk(m->mutex(), std::try_to_lock);
   DS_CHECK(lk.owns_lock(), "distReducerAttachModel: the model is busy; await its forward/backward first");
+  DS_CHECK(m->device() == r->device(), "distReducerAttachModel: the model is on ", m->device().str(),
+           " but the reducer's buckets are on ", r->device().str(),
+           "; create the reducer after model.to(device) (createModelReducer does)");
   auto link = std::make_shared<ModelLink>();
   link->r = r;
   link->params = model_entries(*m, true, false);
@@ -355,7 +426,8 @@ Napi::Value ReducerAttachModel(const Napi::CallbackInfo& info) {
       link->r->mark_ready(it->second, &g);
     }
   });
-  return info.Env().Undefined();
+  const int synced = m->set_batchnorm_sync(sync_bn ? dist::make_batchnorm_sync(r) : nullptr);
+  return Napi::Number::New(info.Env(), sync_bn ? synced : 0);
 }
 
 Napi::Value ReducerDetachModel(const Napi::CallbackInfo& info) {
@@ -363,6 +435,7 @@ Napi::Value ReducerDetachModel(const Napi::CallbackInfo& info) {
   std::unique_lock<std::mutex> lk(m->mutex(), std::try_to_lock);
   DS_CHECK(lk.owns_lock(), "distReducerDetachModel: the model is busy; await its forward/backward first");
   m->set_grad_ready_hook(nullptr);
+  m->set_batchnorm_sync(nullptr);
   return info.Env().Undefined();
 }
 
@@ -378,6 +451,18 @@ Job ReducerFinishModel(const Napi::CallbackInfo& info) {
             auto params = model_entries(*m, true, false);
             auto views = r->bucket_views();
             DS_CHECK(views.size() == params.size(), "distReducerFinishModel: the reducer does not match the model");
+            if (r->on_device()) {
+              // The averaged gradients stay where NCCL left them: each parameter's
+              // gradient becomes its bucket view (the compute stream already waits for
+              // the buckets). The next zero_grad drops the views again.
+              for (size_t i = 0; i < params.size(); ++i) {
+                DS_CHECK(views[i].numel() == params[i]->value.numel(), "distReducerFinishModel: gradient ", i,
+                         " changed size");
+                params[i]->grad = views[i];
+                params[i]->grad_set = true;
+              }
+              return;
+            }
             for (size_t i = 0; i < params.size(); ++i) {
               Tensor& g = nn::ParamStore::grad(*params[i]);
               DS_CHECK(g.nbytes() == views[i].nbytes(), "distReducerFinishModel: gradient ", i, " changed size");

@@ -1,7 +1,10 @@
 // `detseg3d train` and `detseg3d validate`.
 import type { Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
 import { readDistEnv } from '../dist/env.js';
-import { ConfigError, type TrainConfig } from '../train/config.js';
+import { trainArgsOf } from '../dist/gpu_launch.js';
+import { relaunchTrainForGpus } from '../dist/launcher.js';
+import type { TrainConfig } from '../train/config.js';
 import { train, type TrainEvent } from '../train/trainer.js';
 import { addTrainOptions, checkDataSource, trainConfigFromArgs } from './train_args.js';
 
@@ -54,20 +57,21 @@ export function trainCommand(y: Argv) {
     'Train a detector on images/ + labels/ (or a datalist)',
     (yy) =>
       addTrainOptions(yy)
-        .option('gpus', { type: 'number', describe: 'train on N GPUs (shorthand for `detseg3d launch --nproc_per_node N -- train ...`)', group: 'Run:' })
+        .option('gpus', { type: 'number', describe: 'train on N GPUs of this machine: shorthand for `detseg3d launch --nproc_per_node N -- train --device cuda ...` (N = 1: this process on cuda:0)', group: 'Run:' })
         .option('quiet', { type: 'boolean', describe: 'no progress bars', group: 'Run:' })
         .example('$0 train --image_dir data/images --label_dir data/labels', 'train with the MONAI LUNA16 defaults')
         .example('$0 train --config my.json --resume last', 'resume a run'),
     async (args) => {
       if (args.multi_gpu) console.warn('--multi_gpu is deprecated and ignored: use `detseg3d launch --nproc_per_node N -- train ...`');
-      if (typeof args.gpus === 'number' && args.gpus > 1)
-        throw new ConfigError(
-          `--gpus ${args.gpus} needs the CUDA trainer, which this build does not have yet. ` +
-            `For data-parallel training on the CPU run ${args.gpus} processes: ` +
-            `\`detseg3d launch --nproc_per_node ${args.gpus} -- train --device cpu ...\` ` +
-            '(each process trains on its share of the cases with --batch_size patches per step; set --workers and ' +
-            'DETSEG3D_NUM_THREADS so the processes together do not oversubscribe the cores).',
-        );
+      if (args.gpus !== undefined) {
+        // --gpus N = `launch --nproc_per_node N -- train --device cuda ...` (checked against the visible GPUs first).
+        const code = await relaunchTrainForGpus(trainArgsOf(hideBin(process.argv)), Number(args.gpus));
+        if (code !== null) {
+          process.exitCode = code;
+          return;
+        }
+        (args as Record<string, unknown>).device = 'cuda'; // one GPU, or a rank of a job started otherwise
+      }
       const cfg = trainConfigFromArgs(args as Record<string, unknown>);
       checkDataSource(cfg);
       await runTraining(cfg, typeof args.resume === 'string' ? args.resume : null, Boolean(args.quiet));

@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
 import { DEFAULT_MASTER_PORT } from './env.js';
+import { insideDistributedJob, planGpuTraining, type GpuVisibility } from './gpu_launch.js';
 import { StoreServer } from './store.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -216,25 +217,27 @@ export async function runLaunch(argv: string[]): Promise<number> {
 }
 
 /**
- * `detseg3d train --gpus N`: when N > 1 and this process is not already a
- * rank of a distributed job (no RANK / OMPI / SLURM variables), re-runs
- * `detseg3d train <args without --gpus>` under the launcher on this node and
- * resolves with its exit code; otherwise resolves with null and the caller
- * trains in this process.
+ * `detseg3d train --gpus N` (see gpu_launch.ts): checks N against the visible
+ * GPUs, then, when N > 1 and this process is not already a rank of a
+ * distributed job (no RANK / OMPI / SLURM variables), runs
+ * `detseg3d train --device cuda <args without --gpus>` as N processes under
+ * the launcher on this node and resolves with its exit code. Otherwise
+ * resolves with null: the caller trains in this process (on cuda:LOCAL_RANK).
+ * `machine` defaults to the addon's `info()`.
  */
-export async function relaunchTrainForGpus(trainArgs: string[], gpus: number, env = process.env): Promise<number | null> {
-  if (!(gpus > 1)) return null;
-  if (env.RANK !== undefined || env.OMPI_COMM_WORLD_RANK !== undefined || env.SLURM_PROCID !== undefined) return null;
-  const rest: string[] = [];
-  for (let i = 0; i < trainArgs.length; i++) {
-    const a = trainArgs[i];
-    if (a === '--gpus') i++;
-    else if (!a.startsWith('--gpus=')) rest.push(a);
-  }
+export async function relaunchTrainForGpus(
+  trainArgs: string[],
+  gpus: number,
+  env: NodeJS.ProcessEnv = process.env,
+  machine?: GpuVisibility,
+): Promise<number | null> {
+  if (insideDistributedJob(env)) return null;
+  const plan = planGpuTraining(trainArgs, gpus, machine ?? (await import('../info.js')).info());
+  if (!plan.launch) return null;
   return launch({
-    nprocPerNode: gpus,
+    nprocPerNode: plan.nprocPerNode,
     masterAddr: '127.0.0.1',
     masterPort: env.MASTER_PORT ? Number(env.MASTER_PORT) : DEFAULT_MASTER_PORT,
-    command: ['train', ...rest],
+    command: plan.command,
   });
 }

@@ -156,6 +156,27 @@ export interface ReducerOptions {
    * reduced values are copied back into `grads`.
    */
   inPlace?: boolean;
+  /**
+   * Where the buckets live (default 'cpu'). 'cuda:i' (backend 'nccl' on that
+   * GPU): device buckets, gradients copied in on the compute stream and
+   * all-reduced on NCCL's stream behind an event, with no host
+   * synchronisation; `grads` must then be on that device unless inPlace.
+   */
+  device?: string;
+}
+
+/** Options of ProcessGroup.createModelReducer / GradientReducer.attachModel. */
+export interface ModelReducerOptions extends Omit<ReducerOptions, 'inPlace'> {
+  /**
+   * SyncBatchNorm (default false): in training mode the backbone's BatchNorm
+   * layers normalise with the statistics of every rank's batch together
+   * (torch.nn.SyncBatchNorm semantics: one all-reduce per layer in forward and
+   * one in backward, running variance from the global unbiased variance).
+   * CPU and CUDA models (on a GPU the per-channel sums travel through host
+   * buffers, queued behind the gradient buckets already launched); no effect
+   * on GroupNorm models.
+   */
+  syncBatchNorm?: boolean;
 }
 
 export class ProcessGroup {
@@ -202,7 +223,11 @@ export class ProcessGroup {
     throw new Error(dead.length ? `${msg}\n  cause: ${dead.join('; ')}` : msg);
   }
 
-  /** In-place all-reduce of each item (every rank passes the same shapes in the same order). */
+  /**
+   * In-place all-reduce of each item (every rank passes the same shapes in the
+   * same order). With backend 'nccl', Tensors on the group's GPU are reduced
+   * in device memory (no host copy); typed arrays and CPU Tensors are staged.
+   */
   async allReduce(items: Reducible | Reducible[], op: ReduceOp = 'sum'): Promise<void> {
     const list = (Array.isArray(items) ? items : [items]).map(toTensor);
     try {
@@ -259,7 +284,9 @@ export class ProcessGroup {
 
   /**
    * Every rank ends with root's values of the model's trainable parameters
-   * and/or buffers (BatchNorm running statistics), in one packed message.
+   * and/or buffers (BatchNorm running statistics), in one packed message: a
+   * host buffer for a CPU model, a device buffer broadcast by NCCL for a model
+   * on a GPU. Under mixed precision the 16-bit compute copies are refreshed.
    */
   async broadcastModel(model: RetinaNet, what: { params: boolean; buffers: boolean }, root = 0): Promise<void> {
     try {
@@ -297,6 +324,7 @@ export class ProcessGroup {
       bucketBytes: Math.max(1, Math.round((opts.bucketMB ?? 25) * 1024 * 1024)),
       average: opts.average ?? true,
       inPlace: opts.inPlace ?? false,
+      ...(opts.device ? { device: opts.device } : {}),
     });
     return new GradientReducer(h, (e) => this.explain(e));
   }
@@ -304,14 +332,18 @@ export class ProcessGroup {
   /**
    * A reducer over the model's trainable parameters (registration order, so
    * buckets run from the heads back to the stem), attached to the model's
-   * backward: see GradientReducer.attachModel.
+   * backward: see GradientReducer.attachModel. A model on a GPU (after
+   * model.to('cuda:i'), backend 'nccl') gets device buckets on that GPU; its
+   * float32 master gradients are reduced (also under mixed precision).
    */
-  createModelReducer(model: RetinaNet, opts: Omit<ReducerOptions, 'inPlace'> = {}): GradientReducer {
+  createModelReducer(model: RetinaNet, opts: ModelReducerOptions = {}): GradientReducer {
     const dtype = model.config.dtype;
+    // Shape and dtype templates only (inPlace): the buckets are allocated on the model's device.
     const grads = model.parameters().filter((p) => p.trainable).map((p) => Tensor.zeros(p.shape, dtype));
-    const r = this.createReducer(grads, { ...opts, inPlace: true });
+    const { syncBatchNorm, ...reducerOpts } = opts;
+    const r = this.createReducer(grads, { ...reducerOpts, inPlace: true, device: model.device });
     try {
-      r.attachModel(model);
+      r.syncedBatchNormLayers = r.attachModel(model, { syncBatchNorm });
     } catch (e) {
       r.destroy();
       throw e;
@@ -350,6 +382,9 @@ export class ProcessGroup {
 }
 
 export class GradientReducer {
+  /** BatchNorm layers synchronised over the ranks (SyncBatchNorm) by the last attachModel; 0 when none. */
+  syncedBatchNormLayers = 0;
+
   /** @internal */
   constructor(
     private handle: unknown,
@@ -388,18 +423,30 @@ export class GradientReducer {
    * Feeds this reducer from the model's backward (created by
    * ProcessGroup.createModelReducer): each module's gradients are marked ready
    * by native code as soon as they are final, so their buckets are
-   * all-reduced while backward continues. Then await finishModel() instead
-   * of wait().
+   * all-reduced while backward continues (the heads, the FPN, then the
+   * backbone block by block). Then await finishModel() instead of wait().
+   * With `syncBatchNorm`, the backbone's BatchNorm layers also take their
+   * training statistics over all ranks (their collectives run on this
+   * reducer's thread, in one order with the buckets on every rank). Returns
+   * the number of synchronised BatchNorm layers (0 without syncBatchNorm or
+   * with GroupNorm).
    */
-  attachModel(model: RetinaNet): void {
-    native.distReducerAttachModel(this.handle, model.handle);
+  attachModel(model: RetinaNet, opts: { syncBatchNorm?: boolean } = {}): number {
+    return native.distReducerAttachModel(this.handle, model.handle, { syncBatchNorm: opts.syncBatchNorm ?? false }) as number;
   }
 
+  /** Stops feeding this reducer from the model's backward; BatchNorm is per-process again. */
   detachModel(model: RetinaNet): void {
     native.distReducerDetachModel(model.handle);
+    this.syncedBatchNormLayers = 0;
   }
 
-  /** wait(), then the averaged gradients replace the model's parameter gradients. */
+  /**
+   * wait(), then the averaged gradients replace the model's parameter
+   * gradients: copied on the CPU; on a GPU each gradient becomes its slot of
+   * the bucket (no copy; the compute stream waits for the buckets'
+   * collectives, the host does not).
+   */
   async finishModel(model: RetinaNet): Promise<void> {
     try {
       await native.distReducerFinishModelAsync(this.handle, model.handle);

@@ -10,7 +10,9 @@
 // (bit-identical on the CPU with the same thread count).
 //
 // Data parallel (WORLD_SIZE > 1, started by `detseg3d launch`, torchrun,
-// mpirun or srun): the ranks join a process group (Gloo for --device cpu),
+// mpirun or srun): the ranks join a process group (Gloo for --device cpu,
+// NCCL for --device cuda: each rank on cuda:LOCAL_RANK, device gradient
+// buckets all-reduced on NCCL's stream while backward runs),
 // rank 0's weights are broadcast, each rank trains on its shard of every
 // epoch's case order, and the gradients are averaged every step by the
 // bucketed reducer fed from the model's backward (createModelReducer in
@@ -29,6 +31,8 @@ import { Tensor, type Triple } from '../tensor.js';
 import { checkpointPaths, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { MODEL_KEYS, resolveTrainConfig, toSnakeCase, type TrainConfig } from './config.js';
 import { openRunData } from './data.js';
+import { resolveComputeDevice } from './device.js';
+import { LossScaler, type LossScalerState } from './loss_scaler.js';
 import { JsonlLogger } from './jsonl_log.js';
 import { TrainProgress } from './progress.js';
 import { learningRateAt } from './schedule.js';
@@ -90,6 +94,8 @@ interface TrainerState {
   bestEpoch: number | null;
   /** Processes that trained together (absent in checkpoints of older runs: 1). */
   worldSize?: number;
+  /** float16 runs on CUDA: the dynamic loss scale and its clean-step count. */
+  lossScaler?: LossScalerState;
 }
 
 export function modelConfigOf(cfg: TrainConfig) {
@@ -174,7 +180,8 @@ export async function train(config: Partial<TrainConfig> & { resume?: string | n
   const { resume, ...rest } = config;
   const cfg = resolveTrainConfig(rest);
   const outputDir = resolve(cfg.outputDir);
-  if (cfg.device === 'cuda') throw new Error('--device cuda: this build trains on the CPU only so far (the CUDA backend is in progress); use --device cpu');
+  // --device cuda without CUDA or without a GPU fails here, before any data is read.
+  resolveComputeDevice(cfg, readDistEnv().localRank);
   const backend = distBackendFor(cfg.device);
   const ownGroup = !hooks.processGroup && readDistEnv().worldSize > 1;
   const pg = hooks.processGroup ?? (ownGroup ? await initProcessGroup({ backend }) : null);
@@ -213,7 +220,9 @@ async function trainIn(
   const emit = (e: TrainEvent) => {
     if (isMain) hooks.onProgress?.(e);
   };
-  if (worldSize > 1) emit({ kind: 'info', message: `data parallel over ${worldSize} processes (${pg!.backend}); ${describeBatch(cfg.batchSize, worldSize)}` });
+  if (worldSize > 1) emit({ kind: 'info', message: `data parallel over ${worldSize} processes (${pg!.backend}); ${describeBatch(cfg.batchSize, worldSize)}${cfg.syncBn ? '; SyncBatchNorm' : ''}` });
+  // As torch's SyncBatchNorm: with one process the batch statistics are this process's batch's anyway.
+  else if (cfg.syncBn) emit({ kind: 'info', message: '--sync_bn has no effect with one process (BatchNorm statistics are the batch\'s own, as with torch\'s SyncBatchNorm at world size 1)' });
 
   const data = await openRunData(cfg, (done, total, id) => emit({ kind: 'prepare', done, total, message: `prepared ${id} (${done}/${total})` }));
   const tb = isMain ? new SummaryWriter(join(outputDir, 'tensorboard')) : null;
@@ -223,6 +232,14 @@ async function trainIn(
   let model: RetinaNet | null = null;
   try {
     model = RetinaNet.create(modelConfigOf(cfg));
+    // CUDA: the model (and later each batch) on cuda:LOCAL_RANK, in the chosen precision.
+    const compute = resolveComputeDevice(cfg, readDistEnv().localRank);
+    if (compute.device !== 'cpu') {
+      model.to(compute.device).setPrecision(compute.dtype);
+      emit({ kind: 'info', message: `training on ${compute.device} in ${compute.precision}${compute.lossScaling ? ' with dynamic loss scaling' : ''}` });
+    }
+    // Every CUDA run checks its gradients for inf/NaN before a step; only fp16 scales the loss.
+    const scaler = compute.device === 'cpu' ? null : new LossScaler({ enabled: compute.lossScaling });
     const opt = new SGD(model, { lr: cfg.lr, momentum: cfg.momentum, nesterov: cfg.nesterov, weightDecay: cfg.weightDecay });
     let state: TrainerState = { epoch: 0, stepInEpoch: 0, globalStep: 0, bestMetric: null, bestEpoch: null };
     if (resume) {
@@ -230,6 +247,7 @@ async function trainIn(
       if (!existsSync(checkpointPaths(path).weights)) throw new Error(`--resume: no checkpoint at ${checkpointPaths(path).weights}`);
       // Every rank reads the checkpoint (a shared folder, as for the data); the broadcast below makes the weights agree regardless.
       state = restore(model, opt, cfg, path);
+      if (scaler?.enabled && state.lossScaler) scaler.loadState(state.lossScaler);
       if (state.stepInEpoch > 0 && (state.worldSize ?? 1) !== worldSize) {
         // Mid-epoch positions are per-rank shard positions: they do not map to another world size.
         emit({
@@ -243,7 +261,7 @@ async function trainIn(
     state.worldSize = worldSize;
     if (pg) {
       await pg.broadcastModel(model, { params: true, buffers: true }, 0);
-      reducer = pg.createModelReducer(model);
+      reducer = pg.createModelReducer(model, { syncBatchNorm: cfg.syncBn });
     }
     log?.log({ event: 'start', config: toSnakeCase(cfg), trainCases: data.trainIds, validationCases: data.validationIds, resumedAt: state.epoch });
 
@@ -286,6 +304,7 @@ async function trainIn(
         const l = await detector.lossAsync(out, anchorsFor(batch.patchSize, out.clsLogits), targets, {
           ...lossOpts,
           seed: hashSeed(cfg.seed, 0x1055, epoch, step * worldSize + rank),
+          gradScale: scaler?.scale ?? 1,
         });
         let loss = { total: l.total, cls: l.cls, box: l.box };
         let stopVote = false;
@@ -305,7 +324,20 @@ async function trainIn(
         // last bucket and installs the averages.
         await model.backwardAsync({ clsGrads: l.clsGrads, boxGrads: l.boxGrads });
         if (reducer) await reducer.finishModel(model);
-        await opt.stepAsync();
+        if (scaler) {
+          // One pass over all gradients for inf/NaN; the unscale is fused into the SGD step.
+          const scale = scaler.scale;
+          // Data parallel: any rank's inf/NaN skips the step on every rank (one 4-byte all-reduce), so
+          // the weights and the loss scales stay identical across ranks.
+          const localNonFinite = await model.gradsNonFiniteAsync();
+          const nonFinite = pg ? await pg.anyTrue(localNonFinite) : localNonFinite;
+          if (!nonFinite) await opt.stepAsync(1 / scale);
+          if (!scaler.update(nonFinite))
+            emit({ kind: 'info', message: `epoch ${epoch + 1} step ${step + 1}: inf/NaN gradients at loss scale ${scale}; step skipped, scale now ${scaler.scale}` });
+          if (scaler.enabled) state.lossScaler = scaler.state();
+        } else {
+          await opt.stepAsync();
+        }
         step++;
         state.stepInEpoch = step;
         state.globalStep++;

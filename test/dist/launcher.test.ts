@@ -34,7 +34,8 @@ describe('launcher arguments', () => {
   });
 
   it('train --gpus 1 (or inside a launched rank) trains in this process', async () => {
-    expect(await relaunchTrainForGpus(['--gpus', '1'], 1)).toBeNull();
+    const twoGpus = { cudaCompiled: true, gpus: [0, 1].map((index) => ({ index, name: 'GPU', totalMemory: 1, computeCapability: '9.0', multiprocessors: 1 })), gpuNote: '' };
+    expect(await relaunchTrainForGpus(['--gpus', '1'], 1, {}, twoGpus)).toBeNull();
     expect(await relaunchTrainForGpus(['--gpus', '4'], 4, { RANK: '0', WORLD_SIZE: '4' })).toBeNull();
   });
 });
