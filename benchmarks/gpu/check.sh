@@ -3,10 +3,11 @@
 #   1. configures and builds the standalone targets (detseg3d_native_tests,
 #      detseg3d_bench) for sm_90 (override: DETSEG3D_CUDA_ARCHS="80;90");
 #   2. runs the native tests, including the CPU <-> GPU parity harness;
-#   3. runs compute-sanitizer (memcheck, then racecheck) on a short subset when available;
-#   4. runs the GPU op benchmarks, then the conv3d kernel benchmark (against cuDNN when
+#   3. runs the GPU op benchmarks, then the conv3d kernel benchmark (against cuDNN when
 #      libcudnn.so.9 is found, see native/bench/cudnn_conv.h), then the seed network's
-#      training step (fp16, bf16, fp32), and prints their tables last.
+#      training step (fp16, bf16, fp32);
+#   4. runs compute-sanitizer (memcheck, then racecheck) on a short subset when available,
+#      within SANITIZER_BUDGET seconds (default 180); and prints the tables last.
 # Usage: benchmarks/gpu/check.sh [build-dir]      (default build-gpu-check)
 # Environment: DETSEG3D_CUDA_ARCHS, JOBS (default: all cores), SKIP_SANITIZER=1, BENCH_ARGS (e.g. quick),
 #   CONV_BENCH_ARGS (default quick: 2 timed calls per pass; e.g. "f16" for one dtype), DETSEG3D_CUDNN_PATH,
@@ -48,34 +49,6 @@ stamp "native tests + CPU/GPU parity"
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "check.sh: native tests FAILED"; status=1; }
 grep -q "GPU part skipped" "$BUILD/tests.log" && { echo "check.sh: the GPU was not usable, parity not run"; status=1; }
 
-if [ "${SKIP_SANITIZER:-0}" != "1" ] && command -v compute-sanitizer >/dev/null 2>&1; then
-  # memcheck: out-of-bounds / misaligned accesses in every kernel family;
-  # racecheck: shared-memory hazards in the block reductions.
-  for tool in memcheck racecheck; do
-    stamp "compute-sanitizer --tool $tool (quick parity subset)"
-    # parity_conv: conv3d (tensor-core cp.async / ldmatrix pipelines, stem, generic).
-    tests="cuda_core parity_basic parity_batchnorm parity_groupnorm parity_pool parity_loss parity_detection parity_atss parity_conv"
-    # racecheck is slow on the shared-memory-heavy conv kernels: only the candidates test,
-    # which runs every tensor-core tile config (fwd, dgrad, wgrad) and the generic kernels once.
-    [ "$tool" = racecheck ] && tests="parity_basic parity_batchnorm parity_groupnorm parity_detection parity_conv_candidates"
-    # Small sizes only (DETSEG3D_PARITY_QUICK); each filter selects one test.
-    for t in $tests; do
-      limit=90
-      case "$t" in parity_conv*) limit=150 ;; esac
-      if ! DETSEG3D_PARITY_QUICK=1 timeout "$limit" compute-sanitizer --tool "$tool" --error-exitcode 3 \
-          --print-limit 20 "$BUILD/detseg3d_native_tests" "$t" >"$BUILD/sanitizer-$tool-$t.log" 2>&1; then
-        tail -30 "$BUILD/sanitizer-$tool-$t.log"
-        echo "check.sh: compute-sanitizer $tool found problems in $t"
-        status=1
-      else
-        tail -1 "$BUILD/sanitizer-$tool-$t.log"
-      fi
-    done
-  done
-else
-  stamp "compute-sanitizer not available (or SKIP_SANITIZER=1): skipped"
-fi
-
 stamp "op benchmarks"
 "$BUILD/detseg3d_bench" cuda_ops ${BENCH_ARGS:-} >"$BUILD/bench.log" 2>&1 || { cat "$BUILD/bench.log"; status=1; }
 
@@ -95,6 +68,48 @@ for p in fp16 bf16 fp32; do
   timeout 120 "$BUILD/detseg3d_bench" train_step_cuda --precision "$p" ${TRAIN_BENCH_ARGS:-} >>"$BUILD/bench_train.log" 2>&1 \
     || { cat "$BUILD/bench_train.log"; echo "check.sh: train_step_cuda --precision $p failed or timed out"; status=1; }
 done
+
+if [ "${SKIP_SANITIZER:-0}" != "1" ] && command -v compute-sanitizer >/dev/null 2>&1; then
+  # memcheck: out-of-bounds / misaligned accesses in every kernel family;
+  # racecheck: shared-memory hazards in the block reductions.
+  # Last and bounded: on a lent GPU the device time is short, so the
+  # sanitizer gets SANITIZER_BUDGET seconds in all (default 180) after the
+  # tests and benchmarks have produced their numbers.
+  SAN_END=$(( $(date +%s) + ${SANITIZER_BUDGET:-180} ))
+  for tool in memcheck racecheck; do
+    stamp "compute-sanitizer --tool $tool (quick parity subset)"
+    # parity_conv: conv3d (tensor-core cp.async / ldmatrix pipelines, stem, generic).
+    tests="cuda_core parity_basic parity_batchnorm parity_groupnorm parity_pool parity_loss parity_detection parity_atss parity_conv"
+    # racecheck is slow on the shared-memory-heavy conv kernels: only the candidates test,
+    # which runs every tensor-core tile config (fwd, dgrad, wgrad) and the generic kernels once.
+    [ "$tool" = racecheck ] && tests="parity_basic parity_batchnorm parity_groupnorm parity_detection parity_conv_candidates"
+    # Small sizes only (DETSEG3D_PARITY_QUICK); each filter selects one test.
+    for t in $tests; do
+      left=$(( SAN_END - $(date +%s) ))
+      if [ "$left" -lt 20 ]; then
+        echo "check.sh: sanitizer budget (SANITIZER_BUDGET=${SANITIZER_BUDGET:-180}s) used up; skipped $tool $t"
+        continue
+      fi
+      limit=90
+      case "$t" in parity_conv*) limit=150 ;; esac
+      [ "$limit" -gt "$left" ] && limit=$left
+      DETSEG3D_PARITY_QUICK=1 timeout "$limit" compute-sanitizer --tool "$tool" --error-exitcode 3 \
+        --print-limit 20 "$BUILD/detseg3d_native_tests" "$t" >"$BUILD/sanitizer-$tool-$t.log" 2>&1
+      rc=$?
+      if [ "$rc" -eq 124 ]; then
+        echo "check.sh: compute-sanitizer $tool on $t did not finish within ${limit}s (not a failure)"
+      elif [ "$rc" -ne 0 ]; then
+        tail -30 "$BUILD/sanitizer-$tool-$t.log"
+        echo "check.sh: compute-sanitizer $tool found problems in $t"
+        status=1
+      else
+        tail -1 "$BUILD/sanitizer-$tool-$t.log"
+      fi
+    done
+  done
+else
+  stamp "compute-sanitizer not available (or SKIP_SANITIZER=1): skipped"
+fi
 
 echo
 stamp "summary"

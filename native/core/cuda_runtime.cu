@@ -2,6 +2,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -85,14 +86,21 @@ void check_device(Device d) {
            " GPU(s) visible (cuda:0 .. cuda:", r.count - 1, ")");
 }
 
+// Devices that some guard has made current (so their primary context exists).
+// A thread that never chose a device reports device 0; restoring that would
+// create a context on GPU 0 (since CUDA 12, cudaSetDevice initialises it) in
+// every rank of a multi-GPU node, so only devices already in use are restored.
+static std::atomic<uint64_t> g_devices_used{0};
+
 DeviceGuard::DeviceGuard(int index) {
   state(index);  // validates
   int cur = -1;
   DS_CUDA_CHECK(cudaGetDevice(&cur));
   if (cur != index) {
     DS_CUDA_CHECK(cudaSetDevice(index));
-    prev_ = cur;
+    if (cur >= 0 && cur < 64 && ((g_devices_used.load(std::memory_order_relaxed) >> cur) & 1u)) prev_ = cur;
   }
+  if (index < 64) g_devices_used.fetch_or(uint64_t(1) << index, std::memory_order_relaxed);
 }
 
 DeviceGuard::~DeviceGuard() {

@@ -62,11 +62,16 @@ void RetinaNet::to(Device dev) {
   fpn_->clear_saved();
   cls_head_->clear_saved();
   box_head_->clear_saved();
+  // 16-bit mixed precision is GPU-only (set_precision): on the CPU the model
+  // computes in its own dtype again, without compute copies.
+  const bool drop_compute = dev.is_cpu() && compute_dtype_ != cfg_.dtype;
   for (ParamEntry& e : store_.entries()) {
     e.value = e.value.to(dev);
     if (e.grad.defined()) e.grad = e.grad.to(dev);
+    if (drop_compute) e.compute = Tensor();
     if (e.compute.defined()) e.compute = e.compute.to(dev);
   }
+  if (drop_compute) compute_dtype_ = cfg_.dtype;
   device_ = dev;
 }
 

@@ -47,7 +47,9 @@ class RetinaNet {
 
   // Moves every parameter, buffer, gradient and compute copy to `dev`
   // (cpu or cuda:i; see core/cuda_runtime.h). Optimizer state lives in the
-  // optimizer: SGD::to moves it.
+  // optimizer: SGD::to moves it. Moving to the CPU ends 16-bit mixed
+  // precision (the CPU computes in the model's dtype): compute_dtype() is
+  // then the model's dtype again.
   void to(Device dev);
   Device device() const { return device_; }
   // Compute precision: the model's dtype (the default), or float16 / bfloat16

@@ -100,6 +100,13 @@ DS_TEST(cuda_retinanet_mixed_precision) {
     net.backward(gc, gb, false);
     for (auto& e : net.store().entries())
       if (!e.buffer) DS_EXPECT(nn::ParamStore::grad(e).dtype() == DType::Float32, e.name, ": master gradient not float32");
+    // Back on the CPU the model computes in float32 again (16-bit is GPU-only): no compute copies, and a
+    // float32 forward runs.
+    net.to(Device::cpu());
+    DS_EXPECT(net.compute_dtype() == DType::Float32, "compute dtype after to(cpu): ", dtype_name(net.compute_dtype()));
+    for (auto& e : net.store().entries()) DS_EXPECT(!e.compute.defined(), e.name, ": compute copy left after to(cpu)");
+    nn::RetinaNet::Output oc = net.forward(x, false);
+    DS_EXPECT(oc.cls[0].dtype() == DType::Float32 && oc.cls[0].device().is_cpu(), "CPU forward after to(cpu)");
   }
 }
 
@@ -126,6 +133,7 @@ DS_TEST(cuda_amp_training_steps) {
     std::vector<det::ImageTargets> targets = {{boxes[0].data(), labels[0].data(), 1}, {boxes[1].data(), labels[1].data(), 2}};
     det::DetectorLossOptions dl;
     const int steps = 3;
+    int applied = 0;
     for (int s = 0; s < steps; ++s) {
       net.store().zero_grad();
       nn::RetinaNet::Output o = net.forward(x, true);
@@ -144,7 +152,14 @@ DS_TEST(cuda_amp_training_steps) {
       DS_EXPECT(std::isfinite(L.total) && L.num_foreground > 0, "loss ", L.total, " foreground ", L.num_foreground);
       net.backward(L.cls_grads, L.box_grads, false);
       nn::AmpStepResult res = nn::amp_optimizer_step(net.store(), sgd, &scaler);
-      DS_EXPECT(res.applied, dtype_name(dt), " step ", s, " skipped at scale ", res.scale_used);
+      // fp16 at the initial scale 2^16 may overflow once (as torch's GradScaler
+      // often does on its first steps): then the step is skipped and the scale halved.
+      if (res.applied) {
+        ++applied;
+      } else {
+        DS_EXPECT(dt == DType::Float16 && scaler.scale() == res.scale_used / 2, dtype_name(dt), " step ", s,
+                  " skipped at scale ", res.scale_used, ", scale now ", scaler.scale());
+      }
       for (auto& e : net.store().entries()) {
         if (!e.compute.defined()) continue;
         Tensor want = e.value.to(Device::cpu()).to(dt), got = e.compute.to(Device::cpu());
@@ -152,6 +167,7 @@ DS_TEST(cuda_amp_training_steps) {
                   ": compute copy is not the rounded master after step ", s);
       }
     }
+    DS_EXPECT(applied >= steps - 1, dtype_name(dt), ": only ", applied, " of ", steps, " steps applied");
     for (auto& e : net.store().entries())
       if (e.name.size() > 20 && e.name.rfind("num_batches_tracked") == e.name.size() - 19) {
         const double n = e.value.to(Device::cpu()).to(DType::Float64).data<double>()[0];

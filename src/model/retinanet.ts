@@ -108,7 +108,8 @@ export class RetinaNet {
   /**
    * Moves parameters, buffers and gradients to 'cpu', 'cuda' or 'cuda:<i>'
    * (the optimizer's momentum follows at its next step). Throws when the
-   * build has no CUDA or there is no such GPU.
+   * build has no CUDA or there is no such GPU. Moving to the CPU ends
+   * float16/bfloat16 mixed precision (computeDtype is the model's dtype again).
    */
   to(device: 'cpu' | 'cuda' | `cuda:${number}`): this {
     native.nnModelTo(this.handle, device);

@@ -181,10 +181,13 @@ export async function train(config: Partial<TrainConfig> & { resume?: string | n
   const cfg = resolveTrainConfig(rest);
   const outputDir = resolve(cfg.outputDir);
   // --device cuda without CUDA or without a GPU fails here, before any data is read.
-  resolveComputeDevice(cfg, readDistEnv().localRank);
+  const compute = resolveComputeDevice(cfg, readDistEnv().localRank);
   const backend = distBackendFor(cfg.device);
   const ownGroup = !hooks.processGroup && readDistEnv().worldSize > 1;
-  const pg = hooks.processGroup ?? (ownGroup ? await initProcessGroup({ backend }) : null);
+  // NCCL on the GPU the model will use (trainIn resolves the same device), not on LOCAL_RANK blindly: with
+  // one visible GPU per process (CUDA_VISIBLE_DEVICES set per rank by SLURM or a scheduler) that is cuda:0.
+  const device = compute.device === 'cpu' ? undefined : Number(compute.device.slice('cuda:'.length));
+  const pg = hooks.processGroup ?? (ownGroup ? await initProcessGroup({ backend, ...(device !== undefined ? { device } : {}) }) : null);
   let result: TrainResult;
   try {
     result = await trainIn(cfg, outputDir, resume ?? null, hooks, pg && pg.worldSize > 1 ? pg : null);
