@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "ops/conv3d_cuda.h"
 #include "ops/conv3d_im2col.h"
 #include "ops/conv3d_winograd.h"
 #include "ops/gemm.h"
@@ -508,6 +509,7 @@ void run_backward(const Geo& g, const Tensor& x, const Tensor& w, const Tensor& 
 }  // namespace
 
 Tensor conv3d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3dParams& p) {
+  if (x.defined() && !x.device().is_cpu()) return conv3d_forward_cuda(x, w, bias, p);  // ops/conv3d_cuda.h
   Geo g = check_forward(x, w, bias, p);
   Tensor y = Tensor::empty({g.N, g.O[0], g.O[1], g.O[2], g.Co}, x.dtype());
   run_forward(g, x, w, bias, y, false);
@@ -516,6 +518,7 @@ Tensor conv3d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
 
 void conv3d_forward_into(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3dParams& p, Tensor& y,
                          bool accumulate) {
+  if (x.defined() && !x.device().is_cpu()) return conv3d_forward_cuda_into(x, w, bias, p, y, accumulate);
   Geo g = check_forward(x, w, bias, p);
   check_out(y, {g.N, g.O[0], g.O[1], g.O[2], g.Co}, x.dtype(), "conv3d output");
   run_forward(g, x, w, bias, y, accumulate);
@@ -523,6 +526,8 @@ void conv3d_forward_into(const Tensor& x, const Tensor& w, const Tensor& bias, c
 
 Conv3dGrads conv3d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv3dParams& p,
                             bool need_input, bool need_weight, bool need_bias) {
+  if (x.defined() && !x.device().is_cpu())
+    return conv3d_backward_cuda(x, w, dy, p, need_input, need_weight, need_bias);
   Geo g = check_backward(x, w, dy, p);
   Conv3dGrads r;
   if (need_input) r.grad_input = Tensor::empty(x.shape(), x.dtype());
@@ -534,6 +539,7 @@ Conv3dGrads conv3d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
 
 void conv3d_backward_into(const Tensor& x, const Tensor& w, const Tensor& grad_out, const Conv3dParams& p,
                           Conv3dGrads& grads, bool accumulate) {
+  if (x.defined() && !x.device().is_cpu()) return conv3d_backward_cuda_into(x, w, grad_out, p, grads, accumulate);
   Geo g = check_backward(x, w, grad_out, p);
   if (grads.grad_input.defined()) check_out(grads.grad_input, x.shape(), x.dtype(), "conv3d input gradient");
   if (grads.grad_weight.defined()) check_out(grads.grad_weight, w.shape(), x.dtype(), "conv3d weight gradient");

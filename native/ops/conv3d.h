@@ -3,11 +3,15 @@
 //   w      [Cout, k1, k2, k3, Cin]
 //   bias   [Cout] or undefined
 //   y      [N, O1, O2, O3, Cout],  Oi = (Di + 2*pad_i - dil_i*(k_i - 1) - 1) / stride_i + 1
-// float32 and float64 on the CPU. Every argument problem throws ds::Error.
+// float32 and float64 on the CPU; tensors on a CUDA device dispatch to
+// ops/conv3d_cuda.h (float16 / bfloat16 there too). Every argument problem
+// throws ds::Error.
 // float32 3x3x3 stride-1 dilation-1 layers with >= 64 channels in and out (and
-// enough positions) use Winograd F(2,3) on AVX2/AVX-512 (conv3d_winograd.h):
-// ~2x faster, rounding error up to ~2x the GEMM path's. DETSEG3D_WINOGRAD=0
-// disables it, =1 forces it for every eligible shape (read per call).
+// enough positions) use Winograd on AVX2/AVX-512 (conv3d_winograd.h): F(2,3)
+// tiles, or F(2,3) x F(4,3) x F(4,3) where the output has >= 16 positions
+// along D2 and D3; rounding error up to ~2x (F(2,3)) resp. ~10x the GEMM
+// path's. DETSEG3D_WINOGRAD=0 disables it, =1 forces it for every eligible
+// shape, DETSEG3D_WINOGRAD_TILE=2|4 forces a tile shape (read per call).
 #pragma once
 #include <array>
 
