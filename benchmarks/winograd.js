@@ -1,11 +1,13 @@
 // npm run bench -- winograd [--reps R] [--threads N] [--simd avx2|avx512] [--sizes 8,12,16,24] [--channels 64,128,256] [--quick]
 //
-// The Winograd F(2,3) path of conv3d (native/ops/conv3d_winograd.cpp) against
-// the GEMM path on 3x3x3, stride-1, padding-1 layers with cubic inputs (the
-// detector's finest level is 24^3 at 96x96x48 and 16^3 at 64x64x32).
+// The Winograd paths of conv3d (native/ops/conv3d_winograd.cpp) against the
+// GEMM path on 3x3x3, stride-1, padding-1 layers with cubic inputs (the
+// detector's finest level is 24^3 at 96x96x48 and 16^3 at 64x64x32): F(2,3)^3
+// tiles ("F2") and the mixed F(2,3) x F(4,3)^2 tiles ("F4").
 // DETSEG3D_WINOGRAD is switched per call (0 = GEMM path, 1 = Winograd, forced
-// even below the automatic size threshold, so the crossover is visible); the
-// two paths alternate and each number is the best of R runs of both rounds.
+// even below the automatic size threshold, so the crossover is visible) and
+// DETSEG3D_WINOGRAD_TILE (2 or 4) picks the tiles; the three paths alternate
+// and each number is the best of R runs of both rounds.
 // GFLOP/s counts the direct convolution's FLOPs (2 * positions * 27 * Cin * Cout),
 // so Winograd can exceed the machine's FMA peak, which is printed for scale.
 // Uses the built library (dist/ + the addon; DETSEG3D_BUILD_DIR is honoured).
@@ -57,6 +59,7 @@ export async function main(args) {
   const o = parse(args);
   const start = info();
   const envBefore = process.env.DETSEG3D_WINOGRAD;
+  const tileBefore = process.env.DETSEG3D_WINOGRAD_TILE;
   if (o.simd) setSimdLevel(o.simd);
   if (o.threads > 0) setNumThreads(o.threads);
   const threads = info().threads;
@@ -66,7 +69,7 @@ export async function main(args) {
       `load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`,
   );
   console.log(
-    `${'layer'.padEnd(16)} ${'pass'.padEnd(12)} ${pad('GEMM ms', 9)} ${pad('Wino ms', 9)} ${pad('speedup', 8)} ${pad('GEMM GF/s', 10)} ${pad('Wino GF/s', 10)}`,
+    `${'layer'.padEnd(16)} ${'pass'.padEnd(12)} ${pad('GEMM ms', 9)} ${pad('F2 ms', 9)} ${pad('F4 ms', 9)} ${pad('F2 gain', 8)} ${pad('F4 gain', 8)} ${pad('GEMM GF/s', 10)} ${pad('F4 GF/s', 10)}`,
   );
   try {
     for (const C of o.channels)
@@ -82,19 +85,23 @@ export async function main(args) {
           ['grad weight', () => conv3dBackward(X, W, DY, { padding: 1, input: false })],
         ];
         for (const [pass, fn] of passes) {
-          const t = { 0: Infinity, 1: Infinity };
-          for (const mode of ['0', '1', '0', '1']) {
-            process.env.DETSEG3D_WINOGRAD = mode;
-            t[mode] = Math.min(t[mode], best(fn, o.reps));
+          const t = { gemm: Infinity, f2: Infinity, f4: Infinity };
+          const modes = { gemm: ['0', '2'], f2: ['1', '2'], f4: ['1', '4'] };
+          for (const m of ['gemm', 'f2', 'f4', 'gemm', 'f2', 'f4']) {
+            [process.env.DETSEG3D_WINOGRAD, process.env.DETSEG3D_WINOGRAD_TILE] = modes[m];
+            t[m] = Math.min(t[m], best(fn, o.reps));
           }
           console.log(
-            `${`${s}^3 ${C}->${C}`.padEnd(16)} ${pass.padEnd(12)} ${pad(t[0].toFixed(2), 9)} ${pad(t[1].toFixed(2), 9)} ${pad(`${(t[0] / t[1]).toFixed(2)}x`, 8)} ${pad((flops / t[0] / 1e6).toFixed(0), 10)} ${pad((flops / t[1] / 1e6).toFixed(0), 10)}`,
+            `${`${s}^3 ${C}->${C}`.padEnd(16)} ${pass.padEnd(12)} ${pad(t.gemm.toFixed(2), 9)} ${pad(t.f2.toFixed(2), 9)} ${pad(t.f4.toFixed(2), 9)} ` +
+              `${pad(`${(t.gemm / t.f2).toFixed(2)}x`, 8)} ${pad(`${(t.gemm / t.f4).toFixed(2)}x`, 8)} ${pad((flops / t.gemm / 1e6).toFixed(0), 10)} ${pad((flops / t.f4 / 1e6).toFixed(0), 10)}`,
           );
         }
       }
   } finally {
     if (envBefore === undefined) delete process.env.DETSEG3D_WINOGRAD;
     else process.env.DETSEG3D_WINOGRAD = envBefore;
+    if (tileBefore === undefined) delete process.env.DETSEG3D_WINOGRAD_TILE;
+    else process.env.DETSEG3D_WINOGRAD_TILE = tileBefore;
     setSimdLevel(start.simd);
     setNumThreads(start.threads);
   }

@@ -1,6 +1,7 @@
-// Winograd F(2,3) fast path for float32 3x3x3, stride-1, dilation-1
-// convolutions with many channels (see conv3d_winograd.cpp for the design,
-// accuracy and speed). conv3d.cpp dispatches here; nothing else should.
+// Winograd fast path for float32 3x3x3, stride-1, dilation-1 convolutions
+// with many channels: F(2,3)^3 tiles, or mixed F(2,3) x F(4,3)^2 tiles for
+// large layers (see conv3d_winograd.cpp for the design, accuracy and speed).
+// conv3d.cpp dispatches here; nothing else should.
 #pragma once
 #include <cstdint>
 
@@ -20,7 +21,8 @@ struct Problem {
 // simd_level() AVX2 or AVX-512, and (unless forced) large enough spatially to
 // win. Environment DETSEG3D_WINOGRAD (read per call): "0" never, "1" whenever
 // the shape is eligible (ignores the size threshold; tests use it), unset or
-// anything else: automatic.
+// anything else: automatic. The tile shape is chosen per pass by size;
+// DETSEG3D_WINOGRAD_TILE "2" or "4" forces F(2,3)^3 or the mixed tiles.
 bool use(Pass pass, const Problem& pr);
 
 // y (=, or += with acc) conv(x, w) + bias (bias may be null). Requires use(Forward, pr)'s shape conditions.

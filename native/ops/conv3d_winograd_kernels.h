@@ -1,4 +1,4 @@
-// Internal: the per-ISA transform kernels of the Winograd F(2,3) 3D convolution
+// Internal: the per-ISA transform kernels of the Winograd 3D convolutions (F(2,3) and the mixed F(2,3)xF(4,3)xF(4,3))
 // (conv3d_winograd.cpp). Defined in conv3d_winograd_avx512.cpp and
 // conv3d_winograd_avx2.cpp from the templates in conv3d_winograd_tx.h; call
 // them only after checking simd_level(). On non-x86 builds they are not defined.
@@ -39,5 +39,24 @@ struct Kernels {
 
 const Kernels& kernels_avx512();
 const Kernels& kernels_avx2();
+
+// The mixed F(2,3) x F(4,3) x F(4,3) variant (conv3d_winograd_f4_tx.h): tiles
+// of 2 x 4 x 4 outputs (T = (ceil(O1/2), ceil(O2/4), ceil(O3/4))), windows of
+// 4 x 6 x 6 inputs starting at (2*t0, 4*t1, 4*t2) - pad, 144 frequencies.
+// Same contracts as Kernels' members with 144 in place of 64 and the tile
+// shape above, except `weight`, which computes the 36 frequencies
+// xi = i0 * 36 + j (j < 36) of one i0 < 4 into U[j][co][ci].
+struct KernelsF4 {
+  void (*input)(const TileGeo& g, const float* in, int64_t p_base, int64_t p0, int64_t p1, int64_t vstride, float* V);
+  void (*output)(const TileGeo& g, const float* M, int64_t p_base, int64_t p0, int64_t p1, int64_t mstride,
+                 const float* bias, float* out, bool acc);
+  void (*weight)(const float* w, int64_t Co, int64_t Ci, bool flip, int64_t co0, int64_t co1, int i0, float* U);
+  void (*output_adjoint)(const TileGeo& g, const float* dy, int64_t p_base, int64_t p0, int64_t p1, int64_t mstride,
+                         float* Mt);
+  void (*weight_adjoint)(const float* dU, int64_t Co, int64_t Ci, int64_t co0, int64_t co1, float* dw, bool acc);
+};
+
+const KernelsF4& kernels_f4_avx512();
+const KernelsF4& kernels_f4_avx2();
 
 }  // namespace ds::winograd::detail

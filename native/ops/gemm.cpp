@@ -33,6 +33,10 @@
 #include "core/thread_pool.h"
 #include "ops/gemm_kernels.h"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace ds::gemm {
 namespace {
 
@@ -120,8 +124,21 @@ void ScratchBlock::acquire(size_t bytes) {
   }
   std::free(drop);
   if (!p_) {
-    p_ = std::aligned_alloc(64, bytes);
+    // Blocks of several MiB (the Winograd transforms' V, M and weights) are
+    // read and written as 64-144 interleaved streams, one 4 KiB page each:
+    // on 4 KiB pages nearly every access misses the L1 TLB. They are 2 MiB
+    // aligned and, on Linux, marked for transparent huge pages (which this
+    // kernel setting only gives to regions that ask: THP "madvise" mode).
+    // Measured (loaded 2-core VM, CPU time): 3x3x3 256->256 24^3 Winograd
+    // layers 8-10% faster; the 96x96x48 training step ~9% less CPU.
+    constexpr size_t kHuge = size_t(2) << 20;
+    const bool huge = bytes >= 2 * kHuge;
+    if (huge) bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+    p_ = std::aligned_alloc(huge ? kHuge : 64, bytes);
     DS_CHECK(p_ != nullptr, "conv3d: out of host memory allocating a ", bytes, "-byte temporary buffer");
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (huge) madvise(p_, bytes, MADV_HUGEPAGE);  // a hint: failure only costs speed
+#endif
     bytes_ = bytes;
   }
 }
