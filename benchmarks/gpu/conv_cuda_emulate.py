@@ -6,7 +6,7 @@
 # epilogues of native/ops/conv3d_cuda_{igemm,wgrad,stem,simt}.cu, and compares
 # exactly (small-integer data) with a direct convolution. It mirrors the CUDA
 # code by hand: after changing a kernel's indexing, change it here too.
-# Usage: python3 benchmarks/gpu/conv_cuda_emulate.py [all|tc|wide|stem|stem2|phase|simt]
+# Usage: python3 benchmarks/gpu/conv_cuda_emulate.py [all|tc|wide|stem|stem2|phase|simt|pipe|tcround]
 import numpy as np, math, sys, itertools
 rng = np.random.default_rng(1)
 
@@ -450,6 +450,8 @@ if which in ("all", "stem"):
 if which in ("all", "stem2"):
     ok &= run_case((2, 6, 20, 18, 1), (24, 7, 7, 7, 1), (1, 2, 2), (3, 3, 3), (1, 1, 1), cfgs=[], splits=(5,))
     ok &= run_case((1, 5, 7, 9, 1), (8, 3, 5, 3, 1), (2, 1, 2), (1, 2, 0), (1, 1, 2), cfgs=[], splits=(1, 2))
+    # Cin = 1 grad input on the tensor-core kernel: 4 stride phases, one useful B row (cols = 1).
+    ok &= run_case((1, 4, 9, 8, 1), (16, 7, 7, 7, 1), (1, 2, 2), (3, 3, 3), (1, 1, 1), cfgs=CFGS[3:4], splits=(2,))
 if which in ("all", "wide"):
     ok &= run_case((1, 3, 4, 3, 40), (48, 3, 3, 3, 40), (1, 1, 1), (1, 1, 1), (1, 1, 1), cfgs=CFGS[3:4], splits=(2,))
     ok &= run_case((1, 3, 4, 3, 64), (32, 3, 3, 3, 64), (1, 2, 1), (1, 1, 1), (1, 1, 1), cfgs=CFGS[1:2], splits=(1,))
@@ -563,6 +565,51 @@ if which in ("all", "simt"):
     ok &= run_simt((1, 5, 7, 9, 13), (11, 3, 3, 3, 13), (2, 1, 2), (1, 0, 1), (1, 2, 1))
     ok &= run_simt((2, 3, 4, 5, 1), (130, 3, 1, 2, 1), (1, 2, 1), (1, 1, 0), (1, 1, 1), splits=(2,))
     ok &= run_simt((1, 4, 9, 8, 1), (6, 7, 7, 7, 1), (1, 2, 2), (3, 3, 3), (1, 1, 1), splits=(1,))
+
+# ---- cp.async ring of the tc kernels (igemm and wgrad share it): prologue loads tiles
+# 0..S-2 (one commit each, empty past KT); iteration kt: wait_group S-2, __syncthreads,
+# load tile kt+S-1 into stage (kt+S-1)%S, commit, compute tile kt from stage kt%S.
+# Checks: tile kt's group is complete when read, its stage still holds it, and the
+# refilled stage is not the one read in the same iteration (reads of earlier
+# iterations are ordered before the refill by this iteration's barrier).
+def pipeline_ok(S, KT):
+    groups, stage = [], {}
+    for t in range(S - 1):
+        groups.append([t] if t < KT else [])
+        if t < KT: stage[t % S] = t
+    for kt in range(KT):
+        done = {t for gr in groups[:len(groups) - (S - 2)] for t in gr}
+        if kt not in done or stage.get(kt % S) != kt: return False
+        nk = kt + S - 1
+        if nk < KT:
+            if nk % S == kt % S: return False
+            stage[nk % S] = nk
+        groups.append([nk] if nk < KT else [])
+    return True
+if which in ("all", "pipe"):
+    res = np.array([float(pipeline_ok(S, KT)) for S in range(2, 7) for KT in range(41)])
+    ok &= check("cp.async ring, STAGES 2..6, 0..40 k tiles", res, np.ones_like(res))
+
+# ---- tensor-core float32 accumulation vs parity_conv.cpp's 16-bit atol (conv_tol) ----
+# Worst-case model of one mma.sync k16 step: the accumulator and the 16 exact
+# products are aligned to the largest exponent and truncated to 24 bits (no guard
+# bits), summed, and the sum truncated to 24 bits (round toward zero).
+def tc_round_ratio(M, K, Co, f16):
+    def to16(v):
+        if f16: return v.astype(np.float16).astype(np.float64)
+        b = v.astype(np.float32).view(np.uint32).astype(np.uint64)
+        return (((b + 0x7FFF + ((b >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32).astype(np.float64)
+    X = to16(rng.uniform(-1, 1, (M, K))); W = to16(rng.uniform(-1, 1, (Co, K))); acc = np.zeros((M, Co))
+    for j in range(0, K, 16):
+        T = np.concatenate([acc[:, None, :], X[:, j:j+16, None]*W[:, j:j+16].T[None]], axis=1)
+        q = np.ldexp(1.0, np.frexp(np.abs(T).max(axis=1))[1] - 24)[:, None, :]
+        m, e = np.frexp((np.trunc(T/q)*q).sum(axis=1)); acc = np.ldexp(np.trunc(m*2.0**24)/2.0**24, e)
+    P = math.sqrt(K)/3 + 1; a32 = 4*math.sqrt(K)*2.0**-24*P; a16 = a32 + 8*cdiv(K, 16)*2.0**-24*P
+    err = np.abs(acc - X @ W.T).max()
+    print(f"     tc accumulation {'f16' if f16 else 'bf16'} K={K}: max err {err/a32:.2f} x a32 (random-walk atol), {err/a16:.2f} x a16")
+    return err <= a16
+if which == "tcround":  # not in "all" (numpy-heavy)
+    ok &= check("tensor-core accumulation within the 16-bit atol", np.array([float(tc_round_ratio(4800, 864, 136, f)) for f in (True, False)]), np.ones(2))
 
 print("ALL OK" if ok else "SOME FAILED")
 sys.exit(0 if ok else 1)

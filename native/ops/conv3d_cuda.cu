@@ -6,7 +6,8 @@
 // geometry) are each run once to warm up and then timed twice with CUDA
 // events on the compute stream, writing into scratch outputs (so accumulate
 // outputs are never disturbed); the fastest is cached for the process. This
-// synchronises the device once per new problem. With a single candidate
+// synchronises the device once per new problem; tuning runs are serialised
+// process-wide (concurrent ones would time each other's kernels). With a single candidate
 // besides the generic fallback (float32 / float64 and unaligned 16-bit shapes:
 // "simt128"; the 7x7x7 stem's grad weight: "stem") nothing is timed.
 #include <cstdlib>
@@ -311,13 +312,25 @@ Cand choose(Conv3dPass pass, const Geo& g, DType dt, int dev, bool aligned, Time
     if (!forced.empty() && c.name == forced) return c;
   if (cands.size() <= 2) return cands[0];  // one candidate besides the generic fallback: nothing to time
   const std::string key = tune_key(pass, g, dt, dev, aligned);
-  {
+  auto cached = [&](Cand& out) {
     std::lock_guard<std::mutex> lock(g_mu);
     auto it = g_tuned.find(key);
     if (it != g_tuned.end())
       for (const Cand& c : cands)
-        if (c.name == it->second) return c;
-  }
+        if (c.name == it->second) {
+          out = c;
+          return true;
+        }
+    return false;
+  };
+  Cand hit;
+  if (cached(hit)) return hit;
+  // One tuning run at a time in the process: candidates timed concurrently
+  // (async jobs on worker threads share the device's compute stream) would
+  // time each other's kernels. Another thread may have tuned this key meanwhile.
+  static std::mutex tune_mu;
+  std::lock_guard<std::mutex> tune_lock(tune_mu);
+  if (cached(hit)) return hit;
   // Time every candidate except the generic fallback (always last, always slower).
   size_t best = 0;
   double best_ms = 1e30;

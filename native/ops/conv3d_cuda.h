@@ -56,7 +56,9 @@ void conv3d_backward_cuda_into(const Tensor& x, const Tensor& w, const Tensor& g
 enum class Conv3dPass { Forward = 0, GradInput = 1, GradWeight = 2 };
 // Names of the kernels eligible for this problem and pass, e.g. "tc128x128",
 // "gemm128x64", "stem", "simt128", "generic" (always last). The same forced
-// name applies to every pass where it is eligible.
+// name applies to every pass where it is eligible. The 16-byte alignment test
+// uses x and w here; the real selection uses x and w (forward), x and grad_out
+// (grad weight), grad_out (grad input): this assumes grad_out is aligned like x.
 std::vector<std::string> conv3d_cuda_candidates(const Tensor& x, const Tensor& w, const Conv3dParams& p,
                                                 Conv3dPass pass);
 // Forces one candidate for every later call (process-wide) until cleared with

@@ -239,6 +239,7 @@ void launch_stem_fwd(const Geo& g, const T* x, const T* w, T* y, const Epilogue&
   DS_CUDA_CHECK(cudaFuncSetAttribute(stem_fwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, kFwdSmem));
   const int64_t tiles = (g.out_pos() + kFBM - 1) / kFBM;
   const dim3 grid(unsigned(std::min<int64_t>(tiles, sm_count(st))), unsigned((g.Co + kBN - 1) / kBN));
+  DS_CHECK(grid.y <= 65535, "conv3d (CUDA): too many output channels for the stem kernel: ", g.Co);
   stem_fwd_kernel<T><<<grid, 256, kFwdSmem, st>>>(g, x, w, y, e);
   DS_CUDA_LAUNCH_CHECK();
 }
@@ -251,6 +252,7 @@ void launch_stem_wgrad(const Geo& g, const T* x, const T* dy, float* part, int s
   // Positions per split: a multiple of the 32-position step.
   const int64_t per = ((R + splits - 1) / splits + kWBR - 1) / kWBR * kWBR;
   const dim3 grid(unsigned(splits), unsigned((g.Co + kBN - 1) / kBN));
+  DS_CHECK(grid.y <= 65535, "conv3d (CUDA): too many output channels for the stem kernel: ", g.Co);
   stem_wgrad_kernel<T><<<grid, 256, kWgSmem, st>>>(g, x, dy, part, per);
   DS_CUDA_LAUNCH_CHECK();
 }
