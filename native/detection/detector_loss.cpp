@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "core/error.h"
@@ -99,7 +100,9 @@ DetectorLoss run_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>&
   };
 
   for (size_t l = 0; l < L; ++l) {
-    DS_CHECK(all_finite<T>(cls[l]) && all_finite<T>(box[l]), "detector.loss: the level ", l,
+    const bool finite = all_finite<T>(cls[l]) && all_finite<T>(box[l]);
+    if (!finite && o.non_finite_ok) return non_finite_loss(cls, box);
+    DS_CHECK(finite, "detector.loss: the level ", l,
              " head outputs contain NaN or Inf: the network diverged (lower the learning rate, use gradient "
              "clipping, check the input intensity normalisation)");
   }
@@ -216,6 +219,15 @@ DetectorLoss run_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>&
 }
 
 }  // namespace
+
+DetectorLoss non_finite_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>& box) {
+  DetectorLoss out;
+  for (const Tensor& t : cls) out.cls_grads.push_back(Tensor::zeros(t.shape(), t.dtype(), t.device()));
+  for (const Tensor& t : box) out.box_grads.push_back(Tensor::zeros(t.shape(), t.dtype(), t.device()));
+  out.cls = out.box = out.total = std::numeric_limits<double>::quiet_NaN();
+  out.non_finite = true;
+  return out;
+}
 
 DetectorLoss detector_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>& box,
                            const std::vector<const float*>& anchor_ptrs, const std::vector<int64_t>& anchor_counts,

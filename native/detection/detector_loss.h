@@ -40,6 +40,11 @@ struct DetectorLossOptions {
   // scale of float16 mixed precision (nn/loss_scaler.h), applied here so the
   // scaled seed of the backward pass costs no extra pass.
   double grad_scale = 1.0;
+  // Mixed precision: non-finite head outputs (a float16 overflow) give
+  // zero gradients, NaN losses and DetectorLoss::non_finite = true instead of
+  // an error, so the trainer can skip the step and lower the loss scale (as
+  // torch's GradScaler does). Off: such outputs throw ds::Error.
+  bool non_finite_ok = false;
 };
 
 // GT of one image: n boxes (6n floats) and n labels in [0, num_classes).
@@ -53,7 +58,12 @@ struct DetectorLoss {
   double cls = 0, box = 0, total = 0;
   std::vector<Tensor> cls_grads, box_grads;  // same shapes/dtypes as the inputs
   int64_t num_sampled_pos = 0, num_sampled_neg = 0, num_foreground = 0;
+  bool non_finite = false;  // only with DetectorLossOptions::non_finite_ok
 };
+
+// The result for non-finite head outputs under non_finite_ok: zero gradients
+// shaped like the inputs (on their device), NaN losses, non_finite = true.
+DetectorLoss non_finite_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>& box);
 
 // anchor counts per level are taken from the head output shapes; `anchors`
 // must hold D1*D2*D3*A boxes per level.

@@ -283,6 +283,7 @@ DetectorLoss detector_loss_cuda(const std::vector<Tensor>& cls, const std::vecto
   int h_flags[2];
   copy_d2h(h_sums, sums.raw(), sizeof(h_sums), dev.index);
   copy_d2h(h_flags, flags.raw(), sizeof(h_flags), dev.index);
+  if (h_flags[1] != 0 && o.non_finite_ok) return non_finite_loss(cls, box);
   DS_CHECK(h_flags[1] == 0, "detector.loss: the head outputs contain NaN or Inf: the network diverged (lower the "
                             "learning rate, use gradient clipping, check the input intensity normalisation)");
   out.num_foreground = h_flags[0];

@@ -109,6 +109,8 @@ Job Loss(const Napi::CallbackInfo& info) {
     opt_num(obj, "smoothL1Beta", o.smooth_l1_beta, what);
     opt_num(obj, "clsLossWeight", o.cls_weight, what);
     opt_num(obj, "gradScale", o.grad_scale, what);
+    v = get_opt(obj, "nonFiniteOk");
+    if (!v.IsUndefined()) o.non_finite_ok = bool_arg(v, "detector.loss option 'nonFiniteOk'");
     atss_opts(get_opt(obj, "atss"), o.atss, what + ".atss");
     sampler_opts(get_opt(obj, "sampler"), o.sampler, what + ".sampler");
     weights6(get_opt(obj, "boxCoderWeights"), o.coder_weights, "detector.loss option 'boxCoderWeights'");
@@ -134,6 +136,7 @@ Job Loss(const Napi::CallbackInfo& info) {
             o.Set("numSampledPositives", double(s->r.num_sampled_pos));
             o.Set("numSampledNegatives", double(s->r.num_sampled_neg));
             o.Set("numForeground", double(s->r.num_foreground));
+            o.Set("nonFinite", s->r.non_finite);
             return o;
           }};
 }

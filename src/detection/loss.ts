@@ -48,6 +48,12 @@ export interface DetectorLossOptions {
    * the loss scale of float16 mixed precision, applied to the seed of backward.
    */
   gradScale?: number;
+  /**
+   * Mixed precision: head outputs with NaN/Inf (a float16 overflow) give zero
+   * gradients, NaN losses and `nonFinite: true` instead of an error, so the
+   * step can be skipped and the loss scale lowered (default false: an error).
+   */
+  nonFiniteOk?: boolean;
 }
 
 export interface DetectorLossResult {
@@ -61,6 +67,8 @@ export interface DetectorLossResult {
   numSampledPositives: number;
   numSampledNegatives: number;
   numForeground: number;
+  /** true only with `nonFiniteOk` when the head outputs were not finite. */
+  nonFinite: boolean;
 }
 
 function args(head: HeadOutputs, anchorsPerLevel: Float32Array[], targets: ImageTargets[], opts: DetectorLossOptions) {
@@ -93,6 +101,7 @@ function wrap(r: any): DetectorLossResult {
     numSampledPositives: r.numSampledPositives,
     numSampledNegatives: r.numSampledNegatives,
     numForeground: r.numForeground,
+    nonFinite: r.nonFinite === true,
   };
 }
 

@@ -291,7 +291,7 @@ async function trainIn(
       progress?.startEpoch(epoch + 1);
       const skip = state.stepInEpoch;
       let step = 0;
-      let sums = { loss: 0, cls: 0, box: 0, n: 0 };
+      let sums = { loss: 0, cls: 0, box: 0, n: 0, finite: 0 };
       const t0 = performance.now();
       for await (const batch of data.train.epoch(epoch, shard)) {
         if (step < skip) {
@@ -308,19 +308,24 @@ async function trainIn(
           ...lossOpts,
           seed: hashSeed(cfg.seed, 0x1055, epoch, step * worldSize + rank),
           gradScale: scaler?.scale ?? 1,
+          // float16: an overflow in the forward pass skips the step (below) instead of stopping the run.
+          nonFiniteOk: scaler?.enabled ?? false,
         });
         let loss = { total: l.total, cls: l.cls, box: l.box };
         let stopVote = false;
         if (pg) {
           // One small all-reduce per step: the mean losses, whether any rank's loss is not finite, whether any rank must stop.
           // (A stop requested after this vote is seen at the next step's: one step later than with one process.)
-          const v = Float64Array.of(l.total, l.cls, l.box, Number.isFinite(l.total) ? 0 : 1, hooks.signal?.aborted ? 1 : 0);
+          // A float16 overflow (l.nonFinite) is not an error: its losses count as 0 here and the step is skipped below.
+          const finite = Number.isFinite(l.total);
+          const v = Float64Array.of(finite ? l.total : 0, finite ? l.cls : 0, finite ? l.box : 0, finite || l.nonFinite ? 0 : 1, hooks.signal?.aborted ? 1 : 0, l.nonFinite ? 0 : 1);
           await pg.allReduce(v, 'sum');
           if (v[3] > 0) throw new Error(`the loss became non-finite on ${v[3]} of ${worldSize} ranks at epoch ${epoch + 1} step ${step + 1}; lower --lr`);
-          loss = { total: v[0] / worldSize, cls: v[1] / worldSize, box: v[2] / worldSize };
+          const n = Math.max(1, v[5]);
+          loss = v[5] > 0 ? { total: v[0] / n, cls: v[1] / n, box: v[2] / n } : { total: NaN, cls: NaN, box: NaN };
           stopVote = v[4] > 0;
         }
-        if (!Number.isFinite(l.total)) throw new Error(`the loss became ${l.total} at epoch ${epoch + 1} step ${step + 1}; lower --lr`);
+        if (!Number.isFinite(l.total) && !l.nonFinite) throw new Error(`the loss became ${l.total} at epoch ${epoch + 1} step ${step + 1}; lower --lr`);
         model.zeroGrad();
         // With data parallelism the model's backward hands each module's gradients to the reducer
         // as they become final (all-reduced while backward goes on); finishModel waits for the
@@ -332,7 +337,9 @@ async function trainIn(
           const scale = scaler.scale;
           // Data parallel: any rank's inf/NaN skips the step on every rank (one 4-byte all-reduce), so
           // the weights and the loss scales stay identical across ranks.
-          const localNonFinite = await model.gradsNonFiniteAsync();
+          // A non-finite forward (l.nonFinite) back-propagated zeros (every rank takes part in the
+          // gradient all-reduce either way) and counts as an overflow.
+          const localNonFinite = l.nonFinite || (await model.gradsNonFiniteAsync());
           const nonFinite = pg ? await pg.anyTrue(localNonFinite) : localNonFinite;
           if (!nonFinite) await opt.stepAsync(1 / scale);
           if (!scaler.update(nonFinite))
@@ -344,7 +351,11 @@ async function trainIn(
         step++;
         state.stepInEpoch = step;
         state.globalStep++;
-        sums = { loss: sums.loss + loss.total, cls: sums.cls + loss.cls, box: sums.box + loss.box, n: sums.n + 1 };
+        // Epoch means over the steps with a finite loss (a float16 overflow's step has none).
+        const f = Number.isFinite(loss.total);
+        sums = f
+          ? { loss: sums.loss + loss.total, cls: sums.cls + loss.cls, box: sums.box + loss.box, n: sums.n + 1, finite: sums.finite + 1 }
+          : { ...sums, n: sums.n + 1 };
         const pps = (sums.n * B * worldSize) / ((performance.now() - t0) / 1000);
         tb?.addScalars({ 'train/loss': loss.total, 'train/cls_loss': loss.cls, 'train/box_loss': loss.box, 'train/lr': lr }, state.globalStep);
         log?.log({ event: 'step', epoch: epoch + 1, step, loss: loss.total, cls_loss: loss.cls, box_loss: loss.box, lr, patches_per_s: pps });
@@ -367,7 +378,7 @@ async function trainIn(
       // Epoch complete.
       state.epoch = epoch + 1;
       state.stepInEpoch = 0;
-      const mean = { loss: sums.loss / Math.max(1, sums.n), cls: sums.cls / Math.max(1, sums.n), box: sums.box / Math.max(1, sums.n) };
+      const mean = { loss: sums.loss / Math.max(1, sums.finite), cls: sums.cls / Math.max(1, sums.finite), box: sums.box / Math.max(1, sums.finite) };
       const seconds = (performance.now() - t0) / 1000;
       tb?.addScalars({ 'epoch/loss': mean.loss, 'epoch/cls_loss': mean.cls, 'epoch/box_loss': mean.box, 'epoch/lr': lr }, state.epoch);
       log?.log({ event: 'epoch', epoch: state.epoch, ...mean, lr, seconds, patches_per_s: (sums.n * cfg.batchSize * worldSize) / seconds });

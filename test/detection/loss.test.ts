@@ -259,6 +259,31 @@ describe('detector.loss: batches and edge cases', () => {
     expect(() => detector.loss(make(nanCls, reg), lv, targets, { numClasses: C })).toThrow(/level 1 head outputs contain NaN or Inf/);
   });
 
+  it('nonFiniteOk turns non-finite head outputs into a skippable result (float16 overflow)', () => {
+    const { lv, cls, reg, make, targets, C } = smallConfig(53, false);
+    const infReg = reg.map((a) => Float64Array.from(a));
+    infReg[0][5] = Infinity;
+    const h = make(cls, infReg);
+    expect(() => detector.loss(h, lv, targets, { numClasses: C })).toThrow(/level 0 head outputs contain NaN or Inf/);
+    const r = detector.loss(h, lv, targets, { numClasses: C, nonFiniteOk: true });
+    expect(r.nonFinite).toBe(true);
+    expect(Number.isNaN(r.total) && Number.isNaN(r.cls) && Number.isNaN(r.box)).toBe(true);
+    // Zero gradients shaped like the head outputs, so a backward pass adds nothing.
+    r.clsGrads.forEach((g, l) => {
+      expect(g.shape).toEqual(h.clsLogits[l].shape);
+      expect(Array.from(g.toArray()).every((v) => v === 0)).toBe(true);
+    });
+    r.boxGrads.forEach((g, l) => {
+      expect(g.shape).toEqual(h.boxRegression[l].shape);
+      expect(Array.from(g.toArray()).every((v) => v === 0)).toBe(true);
+    });
+    // Finite outputs are unaffected by the option.
+    const ok = detector.loss(make(cls, reg), lv, targets, { numClasses: C, nonFiniteOk: true });
+    const ref = detector.loss(make(cls, reg), lv, targets, { numClasses: C });
+    expect(ok.nonFinite).toBe(false);
+    expect(ok.total).toBe(ref.total);
+  });
+
   it('async argument errors reject the promise', async () => {
     const { lv, cls, reg, make, targets, C } = smallConfig(47, false);
     await expect(detector.lossAsync(make(cls, reg), lv, targets.slice(0, 1), { numClasses: C })).rejects.toThrow(/targets for a batch/);
