@@ -14,12 +14,15 @@
 #include "ops/conv3d.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "ops/conv3d_cuda.h"
 #include "ops/conv3d_im2col.h"
+#include "ops/conv3d_narrow.h"
 #include "ops/conv3d_winograd.h"
 #include "ops/gemm.h"
 
@@ -157,8 +160,26 @@ bool fold_taps(const Geo& g, const T* x, gemm::ScratchBlock& fold_buf, const T**
   return true;
 }
 
+// The few-output-channel path (conv3d_narrow.h) for stride-1 problems it suits, or null.
+bool narrow_geo(const Geo& g, char pass, conv_narrow::Geo* n) {
+  for (int i = 0; i < 3; ++i)
+    if (g.p.stride[i] != 1) return false;
+  n->N = g.N;
+  n->Ci = g.Ci;
+  n->Co = g.Co;
+  for (int i = 0; i < 3; ++i) {
+    n->D[i] = g.D[i];
+    n->K[i] = g.K[i];
+    n->O[i] = g.O[i];
+    n->pad[i] = g.p.padding[i];
+    n->dil[i] = g.p.dilation[i];
+  }
+  return conv_narrow::use(pass, *n);
+}
+
 template <class T>
 void forward_gemm(const Geo& g, const T* x, const T* w, const T* b, T* y, bool acc) {
+  if (conv_narrow::Geo ng; narrow_geo(g, 'f', &ng)) return conv_narrow::forward<T>(ng, x, w, b, y, acc);
   {
     gemm::ScratchBlock buf;
     const T* folded;
@@ -209,6 +230,7 @@ void grad_bias(const Geo& g, const T* dy, T* db, bool acc) {
 // dW[Cout, K] = dY^T [Cout, M] · X[M, K] (implicit im2col as the B operand).
 template <class T>
 void grad_weight(const Geo& g, const T* x, const T* dy, T* dw, bool acc) {
+  if (conv_narrow::Geo ng; narrow_geo(g, 'w', &ng)) return conv_narrow::grad_weight<T>(ng, x, dy, dw, acc);
   {
     gemm::ScratchBlock buf;
     const T* folded;
@@ -465,12 +487,16 @@ winograd::Problem winograd_problem(const Geo& g) {
   return pr;
 }
 
+// The innermost live Conv3dWeightReuse scope's cache on this thread (or null).
+thread_local winograd::WeightCache* t_weight_cache = nullptr;
+
 void run_forward(const Geo& g, const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y, bool acc) {
   if (x.dtype() == DType::Float32) {
     const winograd::Problem pr = winograd_problem(g);
-    if (winograd::use(winograd::Pass::Forward, pr)) {
+    winograd::WeightCache* cache = t_weight_cache;
+    if (winograd::use(winograd::Pass::Forward, pr, cache != nullptr)) {
       winograd::forward(pr, x.data<float>(), w.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
-                        y.data<float>(), acc);
+                        y.data<float>(), acc, cache);
       return;
     }
     forward_gemm<float>(g, x.data<float>(), w.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
@@ -489,14 +515,14 @@ void run_backward(const Geo& g, const Tensor& x, const Tensor& w, const Tensor& 
     const winograd::Problem pr = winograd_problem(g);
     if constexpr (std::is_same_v<T, float>) {
       wino_weight = r.grad_weight.defined() && winograd::use(winograd::Pass::GradWeight, pr);
-      wino_input = r.grad_input.defined() && winograd::use(winograd::Pass::GradInput, pr);
+      wino_input = r.grad_input.defined() && winograd::use(winograd::Pass::GradInput, pr, t_weight_cache != nullptr);
     }
     if (wino_weight)
       winograd::grad_weight(pr, x.data<float>(), dy.data<float>(), r.grad_weight.data<float>(), acc);
     else if (r.grad_weight.defined())
       grad_weight<T>(g, x.data<T>(), dy.data<T>(), r.grad_weight.data<T>(), acc);
     if (wino_input)
-      winograd::grad_input(pr, w.data<float>(), dy.data<float>(), r.grad_input.data<float>(), acc);
+      winograd::grad_input(pr, w.data<float>(), dy.data<float>(), r.grad_input.data<float>(), acc, t_weight_cache);
     else if (r.grad_input.defined())
       grad_input<T>(g, w.data<T>(), dy.data<T>(), r.grad_input.data<T>(), acc);
   };
@@ -507,6 +533,19 @@ void run_backward(const Geo& g, const Tensor& x, const Tensor& w, const Tensor& 
 }
 
 }  // namespace
+
+Conv3dWeightReuse::Conv3dWeightReuse() {
+  const char* e = std::getenv("DETSEG3D_WINOGRAD_REUSE");
+  if (e && std::strcmp(e, "0") == 0) return;
+  cache_ = std::make_unique<winograd::WeightCache>();
+  prev_ = t_weight_cache;
+  t_weight_cache = cache_.get();
+  active_ = true;
+}
+
+Conv3dWeightReuse::~Conv3dWeightReuse() {
+  if (active_) t_weight_cache = prev_;
+}
 
 Tensor conv3d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3dParams& p) {
   if (x.defined() && !x.device().is_cpu()) return conv3d_forward_cuda(x, w, bias, p);  // ops/conv3d_cuda.h

@@ -12,12 +12,20 @@
 // along D2 and D3; rounding error up to ~2x (F(2,3)) resp. ~10x the GEMM
 // path's. DETSEG3D_WINOGRAD=0 disables it, =1 forces it for every eligible
 // shape, DETSEG3D_WINOGRAD_TILE=2|4 forces a tile shape (read per call).
+// Stride-1 layers with <= 24 output channels (>= 32 in, >= 8 taps) use the
+// few-output-channel path (conv3d_narrow.h) for forward and grad weight;
+// DETSEG3D_CONV_NARROW=0 disables it.
 #pragma once
 #include <array>
+#include <memory>
 
 #include "core/tensor.h"
 
 namespace ds {
+
+namespace winograd {
+class WeightCache;
+}
 
 struct Conv3dParams {
   std::array<int64_t, 3> stride{1, 1, 1};
@@ -48,5 +56,29 @@ void conv3d_forward_into(const Tensor& x, const Tensor& w, const Tensor& bias, c
 // accumulate the gradients are added to their contents (gradient accumulation).
 void conv3d_backward_into(const Tensor& x, const Tensor& w, const Tensor& grad_out, const Conv3dParams& p,
                           Conv3dGrads& grads, bool accumulate = false);
+
+// While an object of this class lives, the float32 CPU Winograd convolutions
+// called on the constructing thread keep their transformed weights (per
+// weight data pointer, tile shape and pass: forward / grad input) and reuse
+// them, e.g. a layer applied to every pyramid level. Each call computes what
+// it would compute without the scope, except the tile choice: since the
+// weight transform is shared, smaller problems also use Winograd, with the
+// mixed tiles when those weights are already cached (their rounding, ~10x
+// the GEMM path's; see conv3d_winograd.h). The caller guarantees that the weights used inside the
+// scope are not modified or freed while it lives. Scopes nest (the innermost
+// one applies); CUDA tensors are unaffected. DETSEG3D_WINOGRAD_REUSE=0 (read
+// when the scope is created) disables the reuse.
+class Conv3dWeightReuse {
+ public:
+  Conv3dWeightReuse();
+  ~Conv3dWeightReuse();
+  Conv3dWeightReuse(const Conv3dWeightReuse&) = delete;
+  Conv3dWeightReuse& operator=(const Conv3dWeightReuse&) = delete;
+
+ private:
+  std::unique_ptr<winograd::WeightCache> cache_;
+  winograd::WeightCache* prev_ = nullptr;
+  bool active_ = false;
+};
 
 }  // namespace ds

@@ -87,6 +87,20 @@
 // and with the scratch blocks on huge pages too (gemm.cpp) 7.5-8.1 -> 5.8-6.5
 // (-20 to -22%); 64x64x32 2.42-2.47 -> 2.17-2.22 (-8 to -12%). Peak RSS
 // 905 -> 920 MB and 514 -> 535 MB.
+//
+// Weight reuse (WeightCache, conv3d.h's Conv3dWeightReuse scope; the RetinaNet
+// heads run each tower conv on 3 pyramid levels): the transformed, packed
+// weights of a (weight, tile shape, pass) are kept for the scope, so they are
+// computed once per layer and pass instead of once per level (bit-identical
+// results for the same tile shape). The weight transform alone costs ~7 ms
+// for the mixed tiles and ~2 ms for F(2,3) at 256 channels (forced Winograd
+// on a 2^3 input). Inside a scope a smaller level whose weights are cached as
+// mixed tiles takes them too (and the size threshold drops to 2^14), e.g. at
+// 96x96x48 the 12^3 and 6^3 levels: fwd 13.1 ms (F(2,3)) / 3.3 ms (GEMM) ->
+// ~6 / ~1 ms with the mixed tiles minus the transform. Their rounding is then
+// the mixed tiles' (see above; within the suite's 2e-5). Training step
+// 96x96x48 (2 threads, alternating runs, with conv3d_narrow.h's path):
+// 2.99-3.26 s -> 2.83-3.13 s, paired median -0.13 s (~4 %).
 #include "ops/conv3d_winograd.h"
 
 #include <algorithm>
@@ -144,6 +158,10 @@ bool shape_ok(const Problem& pr) {
 // (measured crossover: 256 channels win from 8^3 positions on, lose at 6^3;
 // 64 channels break even at 8^3 and win from 16^3 on).
 constexpr int64_t kMinWork = int64_t(1) << 17;
+// With the transformed weights shared by several problems (a WeightCache):
+// the per-call weight transform (~2 ms for F(2,3) at 256 channels) is paid
+// once, and 256 channels win from 4^3 positions on (see the header).
+constexpr int64_t kMinWorkCached = int64_t(1) << 14;
 
 // Upper bound on the floats of one chunk's V (or M): 2 Mi (8 MiB; 128 tiles
 // at 256 channels). Measured at 24^3 256->256: 1/2/4/8 Mi floats -> 78/70/72/78 ms
@@ -279,6 +297,42 @@ void prepare_weights(const TileKernels& tk, const Problem& pr, const float* w, b
   }
 }
 
+}  // namespace
+
+struct WeightCache::Entry {
+  const float* w;
+  int64_t Ci, Co, nf;
+  bool u_trans;
+  WeightOperands ops;
+};
+WeightCache::WeightCache() = default;
+WeightCache::~WeightCache() = default;
+
+namespace {
+
+// The weight operands of a pass: computed into `local` without a cache; with
+// one, looked up or computed into a new entry. Cached F(2,3) weights are
+// always packed once (CachedMatrixB): packing is a copy in the blocking the
+// GEMM asks for, so the products are the same as from a per-call MatrixB.
+const WeightOperands& weights_for(const TileKernels& tk, const Problem& pr, const float* w, bool u_trans,
+                                  bool several, WeightCache* cache, WeightOperands& local) {
+  if (!cache) {
+    prepare_weights(tk, pr, w, u_trans, several, local);
+    return local;
+  }
+  for (auto& e : cache->entries)
+    if (e->w == w && e->Ci == pr.Ci && e->Co == pr.Co && e->nf == tk.nf && e->u_trans == u_trans) return e->ops;
+  auto e = std::make_unique<WeightCache::Entry>();
+  e->w = w;
+  e->Ci = pr.Ci;
+  e->Co = pr.Co;
+  e->nf = tk.nf;
+  e->u_trans = u_trans;
+  prepare_weights(tk, pr, w, u_trans, /*several_chunks=*/true, e->ops);
+  cache->entries.push_back(std::move(e));
+  return cache->entries.back()->ops;
+}
+
 // out = corr(in, U) over the tile geometry g with B[xi] the frequencies' weight operands ([g.C x g.Co]).
 void run_tiles(const TileKernels& k, const TileGeo& g, const float* in, const WeightOperands& B, const float* bias,
                float* out, bool acc) {
@@ -334,10 +388,21 @@ TileGeo tile_geo(int64_t N, const int64_t* D, int64_t C, const int64_t* O, int64
 // cost more than the smaller GEMMs save; see the header comment).
 constexpr int64_t kF4MinExtent = 16;
 
-TileKernels pick_tiles(const Kernels& k, const int64_t* out_extent) {
+// With a WeightCache, a smaller problem whose weights are already cached as
+// mixed tiles (an earlier, larger pyramid level) takes the mixed tiles too:
+// its weight transform is free, and 144 small GEMMs then beat both the F(2,3)
+// tiles (which would need their own transform) and the GEMM path.
+bool f4_cached(const WeightCache* cache, const Problem& pr, const float* w, bool u_trans) {
+  if (!cache) return false;
+  for (auto& e : cache->entries)
+    if (e->w == w && e->Ci == pr.Ci && e->Co == pr.Co && e->nf == 144 && e->u_trans == u_trans) return true;
+  return false;
+}
+
+TileKernels pick_tiles(const Kernels& k, const int64_t* out_extent, bool prefer_f4 = false) {
   const KernelsF4* k4 = kernels_f4();
   const char* e = std::getenv("DETSEG3D_WINOGRAD_TILE");
-  bool f4 = out_extent[1] >= kF4MinExtent && out_extent[2] >= kF4MinExtent;
+  bool f4 = prefer_f4 || (out_extent[1] >= kF4MinExtent && out_extent[2] >= kF4MinExtent);
   if (e && std::strcmp(e, "2") == 0) f4 = false;
   if (e && std::strcmp(e, "4") == 0) f4 = true;
   return f4 && k4 ? f4_kernels(*k4) : f2_kernels(k);
@@ -345,7 +410,7 @@ TileKernels pick_tiles(const Kernels& k, const int64_t* out_extent) {
 
 }  // namespace
 
-bool use(Pass pass, const Problem& pr) {
+bool use(Pass pass, const Problem& pr, bool weights_cached) {
   if (!shape_ok(pr) || !kernels()) return false;
   const Mode m = env_mode();
   if (m == Mode::Off) return false;
@@ -353,27 +418,28 @@ bool use(Pass pass, const Problem& pr) {
   // Automatic: only where measured faster than the GEMM path (see the header).
   const int64_t* S = pass == Pass::GradInput ? pr.D : pr.O;  // grad input's outputs are input positions
   const int64_t positions = pr.N * S[0] * S[1] * S[2];
-  return positions * std::min(pr.Ci, pr.Co) >= kMinWork;
+  return positions * std::min(pr.Ci, pr.Co) >= (weights_cached ? kMinWorkCached : kMinWork);
 }
 
-void forward(const Problem& pr, const float* x, const float* w, const float* bias, float* y, bool acc) {
+void forward(const Problem& pr, const float* x, const float* w, const float* bias, float* y, bool acc,
+             WeightCache* cache) {
   const Kernels* k = kernels();
   DS_CHECK(k && shape_ok(pr), "winograd::forward: unsupported problem (internal dispatch error)");
-  const TileKernels tk = pick_tiles(*k, pr.O);
+  const TileKernels tk = pick_tiles(*k, pr.O, f4_cached(cache, pr, w, true));
   const TileGeo g = tile_geo(pr.N, pr.D, pr.Ci, pr.O, pr.Co, pr.pad, tk.tile);
-  WeightOperands B;
-  prepare_weights(tk, pr, w, /*u_trans=*/true, several_chunks(tk, g), B);
+  WeightOperands local;
+  const WeightOperands& B = weights_for(tk, pr, w, /*u_trans=*/true, several_chunks(tk, g), cache, local);
   run_tiles(tk, g, x, B, bias, y, acc);
 }
 
-void grad_input(const Problem& pr, const float* w, const float* dy, float* dx, bool acc) {
+void grad_input(const Problem& pr, const float* w, const float* dy, float* dx, bool acc, WeightCache* cache) {
   const Kernels* k = kernels();
   DS_CHECK(k && shape_ok(pr), "winograd::grad_input: unsupported problem (internal dispatch error)");
-  const TileKernels tk = pick_tiles(*k, pr.D);
+  const TileKernels tk = pick_tiles(*k, pr.D, f4_cached(cache, pr, w, false));
   const int64_t pad2[3] = {2 - pr.pad[0], 2 - pr.pad[1], 2 - pr.pad[2]};
   const TileGeo g = tile_geo(pr.N, pr.O, pr.Co, pr.D, pr.Ci, pad2, tk.tile);
-  WeightOperands B;
-  prepare_weights(tk, pr, w, /*u_trans=*/false, several_chunks(tk, g), B);
+  WeightOperands local;
+  const WeightOperands& B = weights_for(tk, pr, w, /*u_trans=*/false, several_chunks(tk, g), cache, local);
   run_tiles(tk, g, dy, B, nullptr, dx, acc);
 }
 
