@@ -183,7 +183,6 @@ constexpr int64_t kPlanePad = 16;
 struct TileKernels {
   int64_t nf;        // frequencies per tile
   int64_t tile[3];   // outputs per tile along each axis
-  int64_t chunk;     // upper bound on the floats of one chunk's V (or M)
   decltype(Kernels::input) input;
   decltype(Kernels::output) output;
   decltype(Kernels::weight) weight;              // null for the mixed tiles
@@ -193,7 +192,7 @@ struct TileKernels {
 };
 
 TileKernels f2_kernels(const Kernels& k) {
-  return {64, {2, 2, 2}, kChunkFloats, k.input, k.output, k.weight, nullptr, k.output_adjoint, k.weight_adjoint};
+  return {64, {2, 2, 2}, k.input, k.output, k.weight, nullptr, k.output_adjoint, k.weight_adjoint};
 }
 
 // Mixed tiles: 144 frequencies, chunks of the same floats as F(2,3) (56 tiles
@@ -216,7 +215,7 @@ const KernelsF4* kernels_f4() {
 }
 
 TileKernels f4_kernels(const KernelsF4& k) {
-  return {144, {2, 4, 4}, kChunkFloats, k.input, k.output, nullptr, k.weight, k.output_adjoint, k.weight_adjoint};
+  return {144, {2, 4, 4}, k.input, k.output, nullptr, k.weight, k.output_adjoint, k.weight_adjoint};
 }
 
 // gemm.cpp's default K block (gemm::gemm's Blocking{}.kc): eagerly packed
@@ -310,6 +309,14 @@ WeightCache::~WeightCache() = default;
 
 namespace {
 
+// The cache entry of weights w for this problem's channels, nf frequencies and pass (u_trans), or null.
+WeightCache::Entry* find_entry(const WeightCache* cache, const Problem& pr, const float* w, int64_t nf, bool u_trans) {
+  if (!cache) return nullptr;
+  for (auto& e : cache->entries)
+    if (e->w == w && e->Ci == pr.Ci && e->Co == pr.Co && e->nf == nf && e->u_trans == u_trans) return e.get();
+  return nullptr;
+}
+
 // The weight operands of a pass: computed into `local` without a cache; with
 // one, looked up or computed into a new entry. Cached F(2,3) weights are
 // always packed once (CachedMatrixB): packing is a copy in the blocking the
@@ -320,8 +327,7 @@ const WeightOperands& weights_for(const TileKernels& tk, const Problem& pr, cons
     prepare_weights(tk, pr, w, u_trans, several, local);
     return local;
   }
-  for (auto& e : cache->entries)
-    if (e->w == w && e->Ci == pr.Ci && e->Co == pr.Co && e->nf == tk.nf && e->u_trans == u_trans) return e->ops;
+  if (WeightCache::Entry* hit = find_entry(cache, pr, w, tk.nf, u_trans)) return hit->ops;
   auto e = std::make_unique<WeightCache::Entry>();
   e->w = w;
   e->Ci = pr.Ci;
@@ -333,12 +339,17 @@ const WeightOperands& weights_for(const TileKernels& tk, const Problem& pr, cons
   return cache->entries.back()->ops;
 }
 
+// Tiles of g in all, and per chunk: a chunk's V and M hold at most kChunkFloats floats (at least one tile).
+int64_t tile_count(const TileGeo& g) { return g.N * g.T[0] * g.T[1] * g.T[2]; }
+int64_t chunk_tiles(const TileKernels& k, const TileGeo& g) {
+  return std::max<int64_t>(1, std::min<int64_t>(tile_count(g), kChunkFloats / (k.nf * std::max(g.C, g.Co))));
+}
+
 // out = corr(in, U) over the tile geometry g with B[xi] the frequencies' weight operands ([g.C x g.Co]).
 void run_tiles(const TileKernels& k, const TileGeo& g, const float* in, const WeightOperands& B, const float* bias,
                float* out, bool acc) {
   const int64_t NF = k.nf;
-  const int64_t P = g.N * g.T[0] * g.T[1] * g.T[2];
-  const int64_t Pb = std::max<int64_t>(1, std::min<int64_t>(P, k.chunk / (NF * std::max(g.C, g.Co))));
+  const int64_t P = tile_count(g), Pb = chunk_tiles(k, g);
   gemm::ScratchBlock vbuf, mbuf;
   float* V = vbuf.get<float>(size_t(NF * (Pb * g.C + kPlanePad)));
   float* M = mbuf.get<float>(size_t(NF * (Pb * g.Co + kPlanePad)));
@@ -360,10 +371,7 @@ void run_tiles(const TileKernels& k, const TileGeo& g, const float* in, const We
 }
 
 // Whether run_tiles will process g in more than one chunk.
-bool several_chunks(const TileKernels& k, const TileGeo& g) {
-  const int64_t P = g.N * g.T[0] * g.T[1] * g.T[2];
-  return P > std::max<int64_t>(1, k.chunk / (k.nf * std::max(g.C, g.Co)));
-}
+bool several_chunks(const TileKernels& k, const TileGeo& g) { return tile_count(g) > chunk_tiles(k, g); }
 
 TileGeo tile_geo(int64_t N, const int64_t* D, int64_t C, const int64_t* O, int64_t Co, const int64_t* pad,
                  const int64_t* tile) {
@@ -393,10 +401,7 @@ constexpr int64_t kF4MinExtent = 16;
 // its weight transform is free, and 144 small GEMMs then beat both the F(2,3)
 // tiles (which would need their own transform) and the GEMM path.
 bool f4_cached(const WeightCache* cache, const Problem& pr, const float* w, bool u_trans) {
-  if (!cache) return false;
-  for (auto& e : cache->entries)
-    if (e->w == w && e->Ci == pr.Ci && e->Co == pr.Co && e->nf == 144 && e->u_trans == u_trans) return true;
-  return false;
+  return find_entry(cache, pr, w, 144, u_trans) != nullptr;
 }
 
 TileKernels pick_tiles(const Kernels& k, const int64_t* out_extent, bool prefer_f4 = false) {
@@ -450,8 +455,7 @@ void grad_weight(const Problem& pr, const float* x, const float* dy, float* dw, 
   const TileKernels tk = pick_tiles(*k, pr.O);
   const int64_t NF = tk.nf;
   const TileGeo g = tile_geo(pr.N, pr.D, pr.Ci, pr.O, pr.Co, pr.pad, tk.tile);
-  const int64_t P = g.N * g.T[0] * g.T[1] * g.T[2];
-  const int64_t Pb = std::max<int64_t>(1, std::min<int64_t>(P, tk.chunk / (NF * std::max(g.C, g.Co))));
+  const int64_t P = tile_count(g), Pb = chunk_tiles(tk, g);
   gemm::ScratchBlock vbuf, mbuf, ubuf;
   float* V = vbuf.get<float>(size_t(NF * (Pb * g.C + kPlanePad)));
   float* Mt = mbuf.get<float>(size_t(NF * (Pb * g.Co + kPlanePad)));

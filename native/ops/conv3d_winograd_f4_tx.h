@@ -3,7 +3,8 @@
 // 4 x 6 x 6 inputs, 144 frequencies), written once with GCC/Clang vector
 // extensions and compiled per instruction set. Included by
 // conv3d_winograd_avx512.cpp / conv3d_winograd_avx2.cpp after
-// conv3d_winograd_tx.h (same WINO_NS / WINO_LANES macros and helpers; defines
+// conv3d_winograd_tx.h (same WINO_NS / WINO_LANES macros and helpers, including the
+// tile-geometry ones window_rows / output_rows; defines
 // the table accessor WINO_TABLE_F4).
 //
 // Why mixed: F(4,3) on all three axes needs 3.4 multiplies per output instead
@@ -78,16 +79,6 @@ inline void g4(const V* g, int s, V* u, int t) {
   u[3 * t] = g2;
 }
 
-inline void tile_coords(const TileGeo& g, int64_t p, int64_t* n, int64_t* t) {
-  int64_t q = p;
-  t[2] = q % g.T[2];
-  q /= g.T[2];
-  t[1] = q % g.T[1];
-  q /= g.T[1];
-  t[0] = q % g.T[0];
-  *n = q / g.T[0];
-}
-
 // One channel vector of one tile: 144 window values (null source = zero) -> V.
 template <int L>
 inline void f4_input_vec(const float* const* src, int64_t c, float* dst, int64_t vstride) {
@@ -104,16 +95,7 @@ inline void f4_input_vec(const float* const* src, int64_t c, float* dst, int64_t
 void f4_input(const TileGeo& g, const float* in, int64_t p_base, int64_t p0, int64_t p1, int64_t vstride, float* V) {
   const float* src[kF4Freq];
   for (int64_t p = p0; p < p1; ++p) {
-    int64_t n, t[3];
-    tile_coords(g, p, &n, t);
-    const int64_t o0 = 2 * t[0] - g.pad[0], o1 = 4 * t[1] - g.pad[1], o2 = 4 * t[2] - g.pad[2];
-    for (int a = 0; a < 4; ++a)
-      for (int b = 0; b < 6; ++b)
-        for (int c = 0; c < 6; ++c) {
-          const int64_t i0 = o0 + a, i1 = o1 + b, i2 = o2 + c;
-          const bool in_range = i0 >= 0 && i0 < g.D[0] && i1 >= 0 && i1 < g.D[1] && i2 >= 0 && i2 < g.D[2];
-          src[(a * 6 + b) * 6 + c] = in_range ? in + (((n * g.D[0] + i0) * g.D[1] + i1) * g.D[2] + i2) * g.C : nullptr;
-        }
+    window_rows<2, 4, 4>(g, in, p, src);
     float* dst = V + (p - p_base) * g.C;
     int64_t c = 0;
     for (; c + WINO_LANES <= g.C; c += WINO_LANES) f4_input_vec<WINO_LANES>(src, c, dst, vstride);
@@ -146,15 +128,7 @@ void f4_output(const TileGeo& g, const float* M, int64_t p_base, int64_t p0, int
                const float* bias, float* out, bool acc) {
   float* dst[32];
   for (int64_t p = p0; p < p1; ++p) {
-    int64_t n, t[3];
-    tile_coords(g, p, &n, t);
-    for (int a = 0; a < 2; ++a)
-      for (int b = 0; b < 4; ++b)
-        for (int c = 0; c < 4; ++c) {
-          const int64_t o0 = 2 * t[0] + a, o1 = 4 * t[1] + b, o2 = 4 * t[2] + c;
-          const bool in_range = o0 < g.O[0] && o1 < g.O[1] && o2 < g.O[2];
-          dst[(a * 4 + b) * 4 + c] = in_range ? out + (((n * g.O[0] + o0) * g.O[1] + o1) * g.O[2] + o2) * g.Co : nullptr;
-        }
+    output_rows<2, 4, 4>(g, out, p, dst);
     const float* m_src = M + (p - p_base) * g.Co;
     int64_t c = 0;
     for (; c + WINO_LANES <= g.Co; c += WINO_LANES) f4_output_vec<WINO_LANES>(m_src, c, mstride, dst, bias, acc);
@@ -246,15 +220,7 @@ void f4_output_adjoint(const TileGeo& g, const float* dy, int64_t p_base, int64_
                        float* Mt) {
   const float* src[32];
   for (int64_t p = p0; p < p1; ++p) {
-    int64_t n, t[3];
-    tile_coords(g, p, &n, t);
-    for (int a = 0; a < 2; ++a)
-      for (int b = 0; b < 4; ++b)
-        for (int c = 0; c < 4; ++c) {
-          const int64_t o0 = 2 * t[0] + a, o1 = 4 * t[1] + b, o2 = 4 * t[2] + c;
-          const bool in_range = o0 < g.O[0] && o1 < g.O[1] && o2 < g.O[2];
-          src[(a * 4 + b) * 4 + c] = in_range ? dy + (((n * g.O[0] + o0) * g.O[1] + o1) * g.O[2] + o2) * g.Co : nullptr;
-        }
+    output_rows<2, 4, 4>(g, dy, p, src);
     float* dst = Mt + (p - p_base) * g.Co;
     int64_t c = 0;
     for (; c + WINO_LANES <= g.Co; c += WINO_LANES) f4_output_adjoint_vec<WINO_LANES>(src, c, dst, mstride);

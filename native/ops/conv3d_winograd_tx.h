@@ -47,6 +47,51 @@ inline void bt4(V* d, int s) {
   d[3 * s] = d1 - d3;
 }
 
+// Tile p's batch index n and tile coordinates t (p = ((n*T0 + t0)*T1 + t1)*T2 + t2).
+inline void tile_coords(const TileGeo& g, int64_t p, int64_t* n, int64_t* t) {
+  int64_t q = p;
+  t[2] = q % g.T[2];
+  q /= g.T[2];
+  t[1] = q % g.T[1];
+  q /= g.T[1];
+  t[0] = q % g.T[0];
+  *n = q / g.T[0];
+}
+
+// Channel rows of tile p's input window for tiles of S0 x S1 x S2 outputs: the
+// (S0+2) x (S1+2) x (S2+2) positions from S * t - pad, row-major; null outside
+// the input (zero padding).
+template <int S0, int S1, int S2>
+inline void window_rows(const TileGeo& g, const float* in, int64_t p, const float** src) {
+  int64_t n, t[3];
+  tile_coords(g, p, &n, t);
+  const int64_t o0 = S0 * t[0] - g.pad[0], o1 = S1 * t[1] - g.pad[1], o2 = S2 * t[2] - g.pad[2];
+  for (int a = 0; a < S0 + 2; ++a)
+    for (int b = 0; b < S1 + 2; ++b)
+      for (int c = 0; c < S2 + 2; ++c) {
+        const int64_t i0 = o0 + a, i1 = o1 + b, i2 = o2 + c;
+        const bool in_range = i0 >= 0 && i0 < g.D[0] && i1 >= 0 && i1 < g.D[1] && i2 >= 0 && i2 < g.D[2];
+        src[(a * (S1 + 2) + b) * (S2 + 2) + c] =
+            in_range ? in + (((n * g.D[0] + i0) * g.D[1] + i1) * g.D[2] + i2) * g.C : nullptr;
+      }
+}
+
+// Channel rows of tile p's S0 x S1 x S2 outputs (row-major) in an [N, O1, O2, O3, Co]
+// tensor (the output, or dy for the weight gradient); null past O.
+template <int S0, int S1, int S2, class T>
+inline void output_rows(const TileGeo& g, T* base, int64_t p, T** rows) {
+  int64_t n, t[3];
+  tile_coords(g, p, &n, t);
+  for (int a = 0; a < S0; ++a)
+    for (int b = 0; b < S1; ++b)
+      for (int c = 0; c < S2; ++c) {
+        const int64_t o0 = S0 * t[0] + a, o1 = S1 * t[1] + b, o2 = S2 * t[2] + c;
+        const bool in_range = o0 < g.O[0] && o1 < g.O[1] && o2 < g.O[2];
+        rows[(a * S1 + b) * S2 + c] =
+            in_range ? base + (((n * g.O[0] + o0) * g.O[1] + o1) * g.O[2] + o2) * g.Co : nullptr;
+      }
+}
+
 // One channel vector [c, c+L) of one tile: 64 window values (null source = zero).
 template <int L>
 inline void input_vec(const float* const* src, int64_t c, float* dst, int64_t vstride) {
@@ -63,20 +108,7 @@ inline void input_vec(const float* const* src, int64_t c, float* dst, int64_t vs
 void input(const TileGeo& g, const float* in, int64_t p_base, int64_t p0, int64_t p1, int64_t vstride, float* V) {
   const float* src[64];
   for (int64_t p = p0; p < p1; ++p) {
-    int64_t q = p;
-    const int64_t t2 = q % g.T[2];
-    q /= g.T[2];
-    const int64_t t1 = q % g.T[1];
-    q /= g.T[1];
-    const int64_t t0 = q % g.T[0], n = q / g.T[0];
-    const int64_t o0 = 2 * t0 - g.pad[0], o1 = 2 * t1 - g.pad[1], o2 = 2 * t2 - g.pad[2];
-    for (int a = 0; a < 4; ++a)
-      for (int b = 0; b < 4; ++b)
-        for (int c = 0; c < 4; ++c) {
-          const int64_t i0 = o0 + a, i1 = o1 + b, i2 = o2 + c;
-          const bool in_range = i0 >= 0 && i0 < g.D[0] && i1 >= 0 && i1 < g.D[1] && i2 >= 0 && i2 < g.D[2];
-          src[(a * 4 + b) * 4 + c] = in_range ? in + (((n * g.D[0] + i0) * g.D[1] + i1) * g.D[2] + i2) * g.C : nullptr;
-        }
+    window_rows<2, 2, 2>(g, in, p, src);
     float* dst = V + (p - p_base) * g.C;
     int64_t c = 0;
     for (; c + WINO_LANES <= g.C; c += WINO_LANES) input_vec<WINO_LANES>(src, c, dst, vstride);
@@ -120,19 +152,7 @@ void output(const TileGeo& g, const float* M, int64_t p_base, int64_t p0, int64_
             const float* bias, float* out, bool acc) {
   float* dst[8];
   for (int64_t p = p0; p < p1; ++p) {
-    int64_t q = p;
-    const int64_t t2 = q % g.T[2];
-    q /= g.T[2];
-    const int64_t t1 = q % g.T[1];
-    q /= g.T[1];
-    const int64_t t0 = q % g.T[0], n = q / g.T[0];
-    for (int a = 0; a < 2; ++a)
-      for (int b = 0; b < 2; ++b)
-        for (int c = 0; c < 2; ++c) {
-          const int64_t o0 = 2 * t0 + a, o1 = 2 * t1 + b, o2 = 2 * t2 + c;
-          const bool in_range = o0 < g.O[0] && o1 < g.O[1] && o2 < g.O[2];
-          dst[(a * 2 + b) * 2 + c] = in_range ? out + (((n * g.O[0] + o0) * g.O[1] + o1) * g.O[2] + o2) * g.Co : nullptr;
-        }
+    output_rows<2, 2, 2>(g, out, p, dst);
     const float* m_src = M + (p - p_base) * g.Co;
     int64_t c = 0;
     for (; c + WINO_LANES <= g.Co; c += WINO_LANES) output_vec<WINO_LANES>(m_src, c, mstride, dst, bias, acc);
@@ -221,19 +241,7 @@ void output_adjoint(const TileGeo& g, const float* dy, int64_t p_base, int64_t p
                     float* Mt) {
   const float* src[8];
   for (int64_t p = p0; p < p1; ++p) {
-    int64_t q = p;
-    const int64_t t2 = q % g.T[2];
-    q /= g.T[2];
-    const int64_t t1 = q % g.T[1];
-    q /= g.T[1];
-    const int64_t t0 = q % g.T[0], n = q / g.T[0];
-    for (int a = 0; a < 2; ++a)
-      for (int b = 0; b < 2; ++b)
-        for (int c = 0; c < 2; ++c) {
-          const int64_t o0 = 2 * t0 + a, o1 = 2 * t1 + b, o2 = 2 * t2 + c;
-          const bool in_range = o0 < g.O[0] && o1 < g.O[1] && o2 < g.O[2];
-          src[(a * 2 + b) * 2 + c] = in_range ? dy + (((n * g.O[0] + o0) * g.O[1] + o1) * g.O[2] + o2) * g.Co : nullptr;
-        }
+    output_rows<2, 2, 2>(g, dy, p, src);
     float* dst = Mt + (p - p_base) * g.Co;
     int64_t c = 0;
     for (; c + WINO_LANES <= g.Co; c += WINO_LANES) output_adjoint_vec<WINO_LANES>(src, c, dst, mstride);

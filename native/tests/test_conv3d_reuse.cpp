@@ -6,45 +6,18 @@
 // large one takes the large one's cached mixed-tile weights, staying within
 // float32 rounding of the GEMM path.
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
-#include <random>
-#include <string>
 #include <vector>
 
 #include "core/cpu_features.h"
 #include "ops/conv3d.h"
+#include "tests/conv3d_test_util.h"
 #include "tests/harness.h"
 
 namespace {
 
-struct Env {  // sets an environment variable for the scope (unset when v is null), restores it after
-  std::string name, old;
-  bool had;
-  Env(const char* name_, const char* v) : name(name_) {
-    const char* o = std::getenv(name.c_str());
-    had = o != nullptr;
-    if (had) old = o;
-    if (v)
-      setenv(name.c_str(), v, 1);
-    else
-      unsetenv(name.c_str());
-  }
-  ~Env() {
-    if (had)
-      setenv(name.c_str(), old.c_str(), 1);
-    else
-      unsetenv(name.c_str());
-  }
-};
-
-ds::Tensor rnd(ds::Shape s, unsigned seed) {
-  ds::Tensor t = ds::Tensor::empty(s, ds::DType::Float32);
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> u(-1, 1);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(g);
-  return t;
-}
+using Env = ds_test::ScopedEnv;
+const auto rnd = ds_test::random_f32;
 
 bool same_bits(const ds::Tensor& a, const ds::Tensor& b) {
   return a.numel() == b.numel() && std::memcmp(a.data<float>(), b.data<float>(), size_t(a.numel()) * 4) == 0;

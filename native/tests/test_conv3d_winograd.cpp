@@ -4,42 +4,18 @@
 // the GEMM path within float32 rounding, on AVX2 and AVX-512 with 1 and 2
 // threads, for both tile shapes (F(2,3)^3 and F(2,3) x F(4,3)^2). (The vitest suite checks it against a float64 reference.)
 #include <cmath>
-#include <cstdlib>
-#include <random>
 #include <string>
 
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "ops/conv3d.h"
+#include "tests/conv3d_test_util.h"
 #include "tests/harness.h"
 
 namespace {
 
-struct EnvWinograd {  // sets DETSEG3D_WINOGRAD (or `name`) for the scope, restores it after
-  std::string name, old;
-  bool had;
-  explicit EnvWinograd(const char* v, const char* name_ = "DETSEG3D_WINOGRAD") : name(name_) {
-    const char* o = std::getenv(name.c_str());
-    had = o != nullptr;
-    if (had) old = o;
-    setenv(name.c_str(), v, 1);
-  }
-  ~EnvWinograd() {
-    if (had)
-      setenv(name.c_str(), old.c_str(), 1);
-    else
-      unsetenv(name.c_str());
-  }
-};
-
-ds::Tensor random_f32(ds::Shape s, unsigned seed) {
-  ds::Tensor t = ds::Tensor::empty(s, ds::DType::Float32);
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> u(-1, 1);
-  float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = u(g);
-  return t;
-}
+using ds_test::random_f32;
+using Env = ds_test::ScopedEnv;
 
 double max_abs(const ds::Tensor& t) {
   double m = 1;
@@ -71,7 +47,7 @@ DS_TEST(conv3d_winograd_into_accumulate_and_parity) {
   for (const char* tile : {"2", "4"})
   for (int lv = int(ds::SimdLevel::AVX2); lv <= int(ds::cpu_simd_support()); ++lv)
     for (int threads : {1, 2}) {
-      EnvWinograd tiles(tile, "DETSEG3D_WINOGRAD_TILE");
+      Env tiles("DETSEG3D_WINOGRAD_TILE", tile);
       const double tol = tile[0] == '4' ? 1e-5 : 2e-6;
       ds::set_simd_level(ds::SimdLevel(lv));
       ds::set_num_threads(threads);
@@ -80,15 +56,15 @@ DS_TEST(conv3d_winograd_into_accumulate_and_parity) {
       ds::Tensor y_gemm, y;
       ds::Conv3dGrads g_gemm;
       {
-        EnvWinograd off("0");
+        Env off("DETSEG3D_WINOGRAD", "0");
         y_gemm = ds::conv3d_forward(x, w, b, p);
       }
       ds::Tensor dy = random_f32(y_gemm.shape(), 4);
       {
-        EnvWinograd off("0");
+        Env off("DETSEG3D_WINOGRAD", "0");
         g_gemm = ds::conv3d_backward(x, w, dy, p, true, true, false);
       }
-      EnvWinograd on("1");
+      Env on("DETSEG3D_WINOGRAD", "1");
       y = ds::conv3d_forward(x, w, b, p);
       DS_EXPECT(rel_diff(y, y_gemm, nullptr) < tol, "winograd forward vs gemm path, ", where);
       ds::Conv3dGrads g = ds::conv3d_backward(x, w, dy, p, true, true, false);
