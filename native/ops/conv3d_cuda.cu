@@ -110,14 +110,15 @@ bool is_half_dtype(DType d) { return d == DType::Float16 || d == DType::BFloat16
 
 std::vector<Cand> candidates(const Geo& g, DType dt, Conv3dPass pass, bool aligned, int dev) {
   std::vector<Cand> c;
-  const bool tc = is_half_dtype(dt) && dev_info(dev).major >= 8 && aligned;
+  const DevInfo di = dev_info(dev);
+  const bool tc = is_half_dtype(dt) && di.major >= 8 && aligned;
   const bool pw = g.pointwise();
-  const bool stem_ok = is_half_dtype(dt) && dev_info(dev).major >= 8 && g.Ci == 1 && g.taps <= kStemMaxK;
+  const bool stem_ok = is_half_dtype(dt) && di.major >= 8 && g.Ci == 1 && g.taps <= kStemMaxK;
   bool tc_ok = false, stem = false;
   switch (pass) {
     case Conv3dPass::Forward:
       tc_ok = tc && g.Ci % 8 == 0;
-      stem = stem_ok && dev_info(dev).smem_optin >= kStemFwdSmem;
+      stem = stem_ok && di.smem_optin >= kStemFwdSmem;
       break;
     case Conv3dPass::GradInput: tc_ok = tc && g.Co % 8 == 0; break;
     case Conv3dPass::GradWeight: tc_ok = tc && g.Ci % 8 == 0 && g.Co % 8 == 0; stem = stem_ok; break;
@@ -194,13 +195,22 @@ std::vector<Phase> stride_phases(const Geo& g) {
   return out;
 }
 
-void run_grad_input(const Cand& c, const Geo& g, const Tensor& w, const Tensor& dy, Tensor& dx, bool acc) {
-  const Epilogue e = make_epilogue(Tensor(), acc, false);
-  cudaStream_t st = stream_of(dy);
+// WT[c, tap, co] = w[co, tap, c] (the grad-input GEMM's B operand), on dy's stream.
+Tensor transpose_weight(const Geo& g, const Tensor& w, const Tensor& dy) {
   Tensor wt = Tensor::empty({int64_t(g.Ci), int64_t(g.taps) * g.Co}, w.dtype(), w.device());
   cuda::dispatch_gpu_float(w.dtype(), "conv3d", [&](auto tag) {
     using T = decltype(tag);
-    launch_transpose_weight<T>(g, cuda::dptr<const T>(w), cuda::dptr<T>(wt), st);
+    launch_transpose_weight<T>(g, cuda::dptr<const T>(w), cuda::dptr<T>(wt), stream_of(dy));
+  });
+  return wt;
+}
+
+// wt: transpose_weight(g, w, dy).
+void run_grad_input(const Cand& c, const Geo& g, const Tensor& wt, const Tensor& dy, Tensor& dx, bool acc) {
+  const Epilogue e = make_epilogue(Tensor(), acc, false);
+  cudaStream_t st = stream_of(dy);
+  cuda::dispatch_gpu_float(wt.dtype(), "conv3d", [&](auto tag) {
+    using T = decltype(tag);
     const T* dyp = cuda::dptr<const T>(dy);
     const T* wtp = cuda::dptr<const T>(wt);
     T* dxp = cuda::dptr<T>(dx);
@@ -358,22 +368,38 @@ double time_candidate(int dev, Run&& run) {
   return b.elapsed_ms(a) / 2;
 }
 
-void set_last(Conv3dPass pass, const std::string& name) {
-  std::lock_guard<std::mutex> lock(g_mu);
-  g_last[int(pass)] = name;
+// Chooses the pass's kernel (timing candidates into a scratch tensor shaped
+// like `out`), records it for conv3d_cuda_last_algo and runs it into `out`.
+// run(cand, out, accumulate) launches one candidate.
+template <class Run>
+void choose_and_run(Conv3dPass pass, const Geo& g, DType dt, int dev, bool aligned, Tensor& out, bool acc,
+                    Run&& run) {
+  const Cand c = choose(pass, g, dt, dev, aligned, [&](const Cand& cand) {
+    Tensor scratch = Tensor::empty(out.shape(), out.dtype(), out.device());
+    return time_candidate(dev, [&] { run(cand, scratch, false); });
+  });
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_last[int(pass)] = c.name;
+  }
+  run(c, out, acc);
 }
 
 void forward_impl(const Geo& g, const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y, bool acc,
                   bool relu) {
   const int dev = x.device().index;
   cuda::DeviceGuard guard(dev);
-  const bool aligned = aligned16(x) && aligned16(w);
-  const Cand c = choose(Conv3dPass::Forward, g, x.dtype(), dev, aligned, [&](const Cand& cand) {
-    Tensor scratch = Tensor::empty(y.shape(), y.dtype(), y.device());
-    return time_candidate(dev, [&] { run_forward(cand, g, x, w, bias, scratch, false, relu); });
-  });
-  set_last(Conv3dPass::Forward, c.name);
-  run_forward(c, g, x, w, bias, y, acc, relu);
+  choose_and_run(Conv3dPass::Forward, g, x.dtype(), dev, aligned16(x) && aligned16(w), y, acc,
+                 [&](const Cand& c, Tensor& out, bool a) { run_forward(c, g, x, w, bias, out, a, relu); });
+}
+
+// An output the caller provides: a CUDA tensor on x's device, x's dtype, `shape`.
+void check_out(const Tensor& t, const Tensor& x, const Shape& shape, const char* name) {
+  const std::string what = std::string("conv3d ") + name;
+  cuda::check_cuda_tensor(t, what.c_str());
+  cuda::check_same_device(x, t, "conv3d input", name);
+  DS_CHECK(t.dtype() == x.dtype() && t.shape() == shape, what, " must be ", dtype_name(x.dtype()), shape_str(shape),
+           ", got ", t.describe());
 }
 
 }  // namespace
@@ -413,11 +439,7 @@ void conv3d_forward_cuda_into(const Tensor& x, const Tensor& w, const Tensor& bi
   check_args(x, w, nullptr);
   const Geo g = make_geo(x, w, p);
   if (bias.defined()) check_aux(bias, x, {g.Co}, "conv3d bias", false);
-  const Shape ys{g.N, g.O[0], g.O[1], g.O[2], g.Co};
-  cuda::check_cuda_tensor(y, "conv3d output");
-  cuda::check_same_device(x, y, "conv3d input", "output");
-  DS_CHECK(y.dtype() == x.dtype() && y.shape() == ys, "conv3d output must be ", dtype_name(x.dtype()),
-           shape_str(ys), ", got ", y.describe());
+  check_out(y, x, {g.N, g.O[0], g.O[1], g.O[2], g.Co}, "output");
   forward_impl(g, x, w, bias, y, accumulate, relu);
 }
 
@@ -428,35 +450,19 @@ void conv3d_backward_cuda_into(const Tensor& x, const Tensor& w, const Tensor& d
   const Shape ys{g.N, g.O[0], g.O[1], g.O[2], g.Co};
   DS_CHECK(dy.shape() == ys, "conv3d backward: output gradient must have shape ", shape_str(ys),
            " (the forward output's shape), got ", shape_str(dy.shape()));
-  if (grads.grad_input.defined()) {
-    cuda::check_cuda_tensor(grads.grad_input, "conv3d input gradient");
-    cuda::check_same_device(x, grads.grad_input, "conv3d input", "input gradient");
-    DS_CHECK(grads.grad_input.dtype() == x.dtype() && grads.grad_input.shape() == x.shape(),
-             "conv3d input gradient must be ", dtype_name(x.dtype()), shape_str(x.shape()), ", got ",
-             grads.grad_input.describe());
-  }
+  if (grads.grad_input.defined()) check_out(grads.grad_input, x, x.shape(), "input gradient");
   if (grads.grad_weight.defined()) check_aux(grads.grad_weight, x, w.shape(), "conv3d weight gradient", true);
   if (grads.grad_bias.defined()) check_aux(grads.grad_bias, x, {g.Co}, "conv3d bias gradient", true);
   const int dev = x.device().index;
   cuda::DeviceGuard guard(dev);
   if (grads.grad_bias.defined()) run_grad_bias(g, dy, grads.grad_bias, accumulate);
-  if (grads.grad_weight.defined()) {
-    const bool aligned = aligned16(x) && aligned16(dy);
-    const Cand c = choose(Conv3dPass::GradWeight, g, x.dtype(), dev, aligned, [&](const Cand& cand) {
-      Tensor scratch = Tensor::empty(grads.grad_weight.shape(), grads.grad_weight.dtype(), x.device());
-      return time_candidate(dev, [&] { run_grad_weight(cand, g, x, dy, scratch, false); });
-    });
-    set_last(Conv3dPass::GradWeight, c.name);
-    run_grad_weight(c, g, x, dy, grads.grad_weight, accumulate);
-  }
+  if (grads.grad_weight.defined())
+    choose_and_run(Conv3dPass::GradWeight, g, x.dtype(), dev, aligned16(x) && aligned16(dy), grads.grad_weight,
+                   accumulate, [&](const Cand& c, Tensor& out, bool a) { run_grad_weight(c, g, x, dy, out, a); });
   if (grads.grad_input.defined()) {
-    const bool aligned = aligned16(dy);
-    const Cand c = choose(Conv3dPass::GradInput, g, x.dtype(), dev, aligned, [&](const Cand& cand) {
-      Tensor scratch = Tensor::empty(x.shape(), x.dtype(), x.device());
-      return time_candidate(dev, [&] { run_grad_input(cand, g, w, dy, scratch, false); });
-    });
-    set_last(Conv3dPass::GradInput, c.name);
-    run_grad_input(c, g, w, dy, grads.grad_input, accumulate);
+    const Tensor wt = transpose_weight(g, w, dy);  // once, shared by the tuning runs and the real one
+    choose_and_run(Conv3dPass::GradInput, g, x.dtype(), dev, aligned16(dy), grads.grad_input, accumulate,
+                   [&](const Cand& c, Tensor& out, bool a) { run_grad_input(c, g, wt, dy, out, a); });
   }
 }
 

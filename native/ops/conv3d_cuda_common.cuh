@@ -160,6 +160,17 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 #endif
 }
+// Prologue of a STAGES-deep cp.async ring: issues tiles 0 .. STAGES-2 (those
+// below KT) via load_tile(stage, tile), one commit group per stage even when
+// empty, so the main loop's cp_async_wait<STAGES - 2> counts stay uniform.
+template <int STAGES, class Load>
+__device__ __forceinline__ void cp_async_prologue(int KT, Load& load_tile) {
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < KT) load_tile(s, s);
+    cp_async_commit();
+  }
+}
 __device__ __forceinline__ void ldsm_x4(unsigned (&r)[4], unsigned addr) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -180,6 +191,16 @@ __device__ __forceinline__ void ldsm_x2_t(unsigned& r0, unsigned& r1, unsigned a
 #endif
 }
 
+// Zeroes MI x NI mma16816 accumulator fragments.
+template <int MI, int NI>
+__device__ __forceinline__ void zero_frags(float (&acc)[MI][NI][4]) {
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j)
+#pragma unroll
+      for (int v = 0; v < 4; ++v) acc[i][j][v] = 0.f;
+}
 // D += A(16x16, row) * B(16x8, col), float32 accumulation.
 template <class T>
 __device__ __forceinline__ void mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1);

@@ -17,6 +17,24 @@ using namespace ds::cuda;
 
 constexpr int GBM = 64, GBN = 64, GBK = 16, GT = 256;
 
+// One staged k slice of the 64x64 tile: acc[i][j] += As[kk][ty + 16i] * Bs[kk][tx + 16j].
+template <class A>
+__device__ __forceinline__ void mac_tile(A (&acc)[4][4], const A (&As)[GBK][GBM + 1], const A (&Bs)[GBK][GBN + 1],
+                                         int tx, int ty) {
+#pragma unroll
+  for (int kk = 0; kk < GBK; ++kk) {
+    A av[4], bv[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) av[i] = As[kk][ty + 16 * i];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) bv[j] = Bs[kk][tx + 16 * j];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[i][j] += av[i] * bv[j];
+  }
+}
+
 // Forward (kDgrad false) / grad input: out[m, n] over rows = positions, cols = Cout resp. Cin.
 // a: x resp. dy (gathered, Cg channels); b: w resp. WT, row-major [cols, K].
 template <class T, bool kDgrad>
@@ -37,11 +55,7 @@ __global__ void __launch_bounds__(GT) generic_fwd_dgrad_kernel(Geo g, const T* _
   const int lr = t / 4, lk = (t % 4) * 4;
   const Row row = make_row<kDgrad>(g, m0 + lr, rows);
   const int bn = n0 + lr;
-  A acc[4][4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) acc[i][j] = A(0);
+  A acc[4][4] = {};
   for (int k0 = 0; k0 < K; k0 += GBK) {
 #pragma unroll
     for (int e4 = 0; e4 < 4; ++e4) {
@@ -59,18 +73,7 @@ __global__ void __launch_bounds__(GT) generic_fwd_dgrad_kernel(Geo g, const T* _
       Bs[lk + e4][lr] = vb;
     }
     __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < GBK; ++kk) {
-      A av[4], bv[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) av[i] = As[kk][ty + 16 * i];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) bv[j] = Bs[kk][tx + 16 * j];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] += av[i] * bv[j];
-    }
+    mac_tile(acc, As, Bs, tx, ty);
     __syncthreads();
   }
 #pragma unroll
@@ -111,11 +114,7 @@ __global__ void __launch_bounds__(GT) generic_wgrad_kernel(Geo g, const T* __res
     kcin[e4] = kval[e4] ? k - tap * g.Ci : 0;
     split_tap(g, tap, ka[e4], kb[e4], kc[e4]);
   }
-  A acc[4][4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) acc[i][j] = A(0);
+  A acc[4][4] = {};
   for (int64_t r0 = r_begin; r0 < r_end; r0 += GBK) {
     const int64_t r = r0 + lr;
     const Row row = make_row<false>(g, r, r_end);
@@ -132,18 +131,7 @@ __global__ void __launch_bounds__(GT) generic_wgrad_kernel(Geo g, const T* __res
       Bs[lr][lc + e4] = vb;
     }
     __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < GBK; ++kk) {
-      A av[4], bv[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) av[i] = As[kk][ty + 16 * i];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) bv[j] = Bs[kk][tx + 16 * j];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] += av[i] * bv[j];
-    }
+    mac_tile(acc, As, Bs, tx, ty);
     __syncthreads();
   }
   A* p = part + int64_t(blockIdx.z) * g.Co * K;

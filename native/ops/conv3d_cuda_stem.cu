@@ -116,12 +116,7 @@ __global__ void __launch_bounds__(256) stem_fwd_kernel(Geo g, const T* __restric
     build_im2col(g, x, toff, As, kFBM, tile * kFBM, R, kp);
     __syncthreads();
     float acc[2][4][4];
-#pragma unroll
-    for (int i = 0; i < 2; ++i)
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-#pragma unroll
-        for (int v = 0; v < 4; ++v) acc[i][j][v] = 0.f;
+    zero_frags(acc);
     for (int ks = 0; ks < kp / 16; ++ks) {
       unsigned af[2][4], bfr[4][2];
 #pragma unroll
@@ -172,12 +167,7 @@ __global__ void __launch_bounds__(256) stem_wgrad_kernel(Geo g, const T* __restr
   const T z = zero_val<T>();
   build_tap_table(g, toff);
   float acc[2][NI][4];
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < NI; ++j)
-#pragma unroll
-      for (int v = 0; v < 4; ++v) acc[i][j][v] = 0.f;
+  zero_frags(acc);
   for (int64_t r0 = r_begin; r0 < r_end; r0 += kWBR) {
     __syncthreads();  // tap table ready; previous step's tiles consumed
     build_im2col(g, x, toff, Xs, kWBR, r0, r_end, kKP);

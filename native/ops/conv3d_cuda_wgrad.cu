@@ -131,19 +131,10 @@ __global__ void __launch_bounds__(WM* WN * 32) tc_wgrad_kernel(Geo g, const T* _
   };
 
   float acc[S::kMI][S::kNI][4];
-#pragma unroll
-  for (int i = 0; i < S::kMI; ++i)
-#pragma unroll
-    for (int j = 0; j < S::kNI; ++j)
-#pragma unroll
-      for (int v = 0; v < 4; ++v) acc[i][j][v] = 0.f;
+  zero_frags(acc);
 
   // Tiles are loaded strictly in order 0, 1, 2, ... (the B loader state advances per call).
-#pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < KT) load_tile(s, s);
-    cp_async_commit();
-  }
+  cp_async_prologue<STAGES>(KT, load_tile);
   for (int kt = 0; kt < KT; ++kt) {
     cp_async_wait<STAGES - 2>();
     __syncthreads();
