@@ -108,11 +108,7 @@ DetectorLoss run_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>&
   }
   const AnchorCentres centres = anchor_centres(anchors);
 
-  DetectorLoss out;
-  for (size_t l = 0; l < L; ++l) {
-    out.cls_grads.push_back(Tensor::zeros(cls[l].shape(), cls[l].dtype()));
-    out.box_grads.push_back(Tensor::zeros(box[l].shape(), box[l].dtype()));
-  }
+  DetectorLoss out = zero_grad_loss(cls, box);
 
   // 1. Match and sample every image (images in parallel; the work inside
   // runs serially then, or in parallel over GTs for a single image).
@@ -220,10 +216,15 @@ DetectorLoss run_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>&
 
 }  // namespace
 
-DetectorLoss non_finite_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>& box) {
+DetectorLoss zero_grad_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>& box) {
   DetectorLoss out;
   for (const Tensor& t : cls) out.cls_grads.push_back(Tensor::zeros(t.shape(), t.dtype(), t.device()));
   for (const Tensor& t : box) out.box_grads.push_back(Tensor::zeros(t.shape(), t.dtype(), t.device()));
+  return out;
+}
+
+DetectorLoss non_finite_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>& box) {
+  DetectorLoss out = zero_grad_loss(cls, box);
   out.cls = out.box = out.total = std::numeric_limits<double>::quiet_NaN();
   out.non_finite = true;
   return out;

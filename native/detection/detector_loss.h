@@ -61,8 +61,12 @@ struct DetectorLoss {
   bool non_finite = false;  // only with DetectorLossOptions::non_finite_ok
 };
 
-// The result for non-finite head outputs under non_finite_ok: zero gradients
-// shaped like the inputs (on their device), NaN losses, non_finite = true.
+// Zero gradients shaped like the inputs (same dtype, on their device) and
+// zero losses: the start of every loss computation.
+DetectorLoss zero_grad_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>& box);
+
+// The result for non-finite head outputs under non_finite_ok: zero_grad_loss
+// with NaN losses and non_finite = true.
 DetectorLoss non_finite_loss(const std::vector<Tensor>& cls, const std::vector<Tensor>& box);
 
 // anchor counts per level are taken from the head output shapes; `anchors`

@@ -9,8 +9,9 @@
 // summation order, and the last bits of the loss values, differ from the CPU).
 // Host synchronisation: the sampler copies each image's matches to the host
 // (its draws need the foreground list), and the two loss sums, the
-// foreground count and the non-finite flag are read once at the end.
+// foreground count and the non-finite flag are read in one copy at the end.
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "detection/box_coder.h"
@@ -211,13 +212,12 @@ DetectorLoss detector_loss_cuda(const std::vector<Tensor>& cls, const std::vecto
   // 1. Matching and hardness (max logit over classes) on the GPU.
   Tensor matched = atss_match_cuda(anchors, counts, A, gt_boxes, gt_counts, o.atss);
   Tensor hard = Tensor::empty({N, total}, DType::Float32, dev);
-  Tensor sums = Tensor::zeros({2}, DType::Float64, dev);    // cls, box
-  Tensor flags = Tensor::zeros({2}, DType::Int32, dev);     // num_fg, non-finite
-  DetectorLoss out;
-  for (size_t l = 0; l < L; ++l) {
-    out.cls_grads.push_back(Tensor::zeros(cls[l].shape(), cls[l].dtype(), dev));
-    out.box_grads.push_back(Tensor::zeros(box[l].shape(), box[l].dtype(), dev));
-  }
+  // The scalars, in one buffer so that one copy brings them to the host:
+  // doubles [0] cls sum, [1] box sum; then int32 [0] num_fg, [1] non-finite.
+  Tensor scalars = Tensor::zeros({3}, DType::Float64, dev);
+  double* sums = dptr<double>(scalars);
+  int* flags = reinterpret_cast<int*>(sums + 2);
+  DetectorLoss out = zero_grad_loss(cls, box);
   int64_t off = 0;
   for (size_t l = 0; l < L; ++l) {
     dispatch_gpu_float(cls[l].dtype(), "detector.loss", [&](auto tag) {
@@ -226,8 +226,7 @@ DetectorLoss detector_loss_cuda(const std::vector<Tensor>& cls, const std::vecto
                                                                         off, dptr<float>(hard));
       DS_CUDA_LAUNCH_CHECK();
       for (const Tensor* t : {&cls[l], &box[l]}) {
-        nonfinite_kernel<T><<<grid_for(t->numel()), kThreads, 0, st>>>(dptr<const T>(*t), t->numel(),
-                                                                        dptr<int>(flags) + 1);
+        nonfinite_kernel<T><<<grid_for(t->numel()), kThreads, 0, st>>>(dptr<const T>(*t), t->numel(), flags + 1);
         DS_CUDA_LAUNCH_CHECK();
       }
     });
@@ -247,7 +246,7 @@ DetectorLoss detector_loss_cuda(const std::vector<Tensor>& cls, const std::vecto
   out.num_sampled_neg = int64_t(neg.size());
   const int64_t num_sampled = out.num_sampled_pos + out.num_sampled_neg;
 
-  count_fg_kernel<<<grid_for(N * total), kThreads, 0, st>>>(dptr<const int32_t>(matched), N * total, dptr<int>(flags));
+  count_fg_kernel<<<grid_for(N * total), kThreads, 0, st>>>(dptr<const int32_t>(matched), N * total, flags);
   DS_CUDA_LAUNCH_CHECK();
   Weights w;
   for (int k = 0; k < 6; ++k) w.w[k] = o.coder_weights[k];
@@ -258,8 +257,8 @@ DetectorLoss detector_loss_cuda(const std::vector<Tensor>& cls, const std::vecto
     LevelPtrs<T> bp = level_ptrs<T>(box, out.box_grads, counts);
     box_kernel<T><<<grid_for(N * total), kThreads, 0, st>>>(
         bp, dptr<const float>(anchors), dptr<const float>(gt), dptr<const int32_t>(matched),
-        dptr<const int32_t>(image_start), N, total, dptr<const int>(flags), o.box_loss == BoxLossKind::GIoU ? 1 : 0, w,
-        o.smooth_l1_beta, kBoxXformClip, o.grad_scale, dptr<double>(sums) + 1);
+        dptr<const int32_t>(image_start), N, total, flags, o.box_loss == BoxLossKind::GIoU ? 1 : 0, w,
+        o.smooth_l1_beta, kBoxXformClip, o.grad_scale, sums + 1);
     DS_CUDA_LAUNCH_CHECK();
     // 4. Classification loss over the sampled anchors.
     LevelPtrs<T> cp = level_ptrs<T>(cls, out.cls_grads, counts);
@@ -273,16 +272,17 @@ DetectorLoss detector_loss_cuda(const std::vector<Tensor>& cls, const std::vecto
       cls_kernel<T><<<grid_for(n * C), kThreads, 0, st>>>(
           cp, dptr<const int32_t>(d), n, positive, C, total, dptr<const int32_t>(matched), dptr<const int32_t>(labels),
           dptr<const int32_t>(image_start), o.cls_loss == ClsLossKind::Focal ? 1 : 0, o.focal_gamma, o.focal_alpha,
-          cls_scale * o.grad_scale, o.cls_weight, dptr<double>(sums));
+          cls_scale * o.grad_scale, o.cls_weight, sums);
       DS_CUDA_LAUNCH_CHECK();
     }
   });
 
   // 5. The scalars to the host (the one wait of the loss besides the sampler's).
-  double h_sums[2];
+  double h_scalars[3];
+  copy_d2h(h_scalars, scalars.raw(), sizeof(h_scalars), dev.index);
+  const double* h_sums = h_scalars;
   int h_flags[2];
-  copy_d2h(h_sums, sums.raw(), sizeof(h_sums), dev.index);
-  copy_d2h(h_flags, flags.raw(), sizeof(h_flags), dev.index);
+  std::memcpy(h_flags, h_scalars + 2, sizeof(h_flags));
   if (h_flags[1] != 0 && o.non_finite_ok) return non_finite_loss(cls, box);
   DS_CHECK(h_flags[1] == 0, "detector.loss: the head outputs contain NaN or Inf: the network diverged (lower the "
                             "learning rate, use gradient clipping, check the input intensity normalisation)");

@@ -27,6 +27,12 @@ bool bool_opt(const Napi::Object& o, const char* key, bool def) {
   return v.IsUndefined() ? def : bool_arg(v, key);
 }
 Napi::Value wrap_or_null(Napi::Env env, const Tensor& t) { return t.defined() ? TensorWrap::Wrap(env, t) : env.Null(); }
+// {name: NativeTensor, ...} for a forward pass's outputs.
+Napi::Value tensors_obj(Napi::Env env, std::initializer_list<std::pair<const char*, const Tensor*>> fields) {
+  Napi::Object o = Napi::Object::New(env);
+  for (const auto& f : fields) o.Set(f.first, TensorWrap::Wrap(env, *f.second));
+  return o;
+}
 
 Napi::Value grads_obj(Napi::Env env, const NormGrads& g) {
   Napi::Object o = Napi::Object::New(env);
@@ -54,12 +60,8 @@ Job BatchNorm(const Napi::CallbackInfo& info) {
   s->o.eps = num_opt(o, "eps", 1e-5);
   s->o.relu = bool_opt(o, "relu", false);
   return {[s] { s->y = batchnorm_forward(s->x, s->g, s->b, s->rm, s->rv, s->res, s->o, &s->s); },
-          [s](Napi::Env env) -> Napi::Value {
-            Napi::Object r = Napi::Object::New(env);
-            r.Set("y", TensorWrap::Wrap(env, s->y));
-            r.Set("mean", TensorWrap::Wrap(env, s->s.mean));
-            r.Set("invstd", TensorWrap::Wrap(env, s->s.invstd));
-            return r;
+          [s](Napi::Env env) {
+            return tensors_obj(env, {{"y", &s->y}, {"mean", &s->s.mean}, {"invstd", &s->s.invstd}});
           }};
 }
 
@@ -94,13 +96,7 @@ Job GroupNorm(const Napi::CallbackInfo& info) {
   s->eps = num_opt(o, "eps", 1e-5);
   s->relu = bool_opt(o, "relu", false);
   return {[s] { s->y = groupnorm_forward(s->x, s->g, s->b, s->groups, s->eps, s->relu, &s->s); },
-          [s](Napi::Env env) -> Napi::Value {
-            Napi::Object r = Napi::Object::New(env);
-            r.Set("y", TensorWrap::Wrap(env, s->y));
-            r.Set("mean", TensorWrap::Wrap(env, s->s.mean));
-            r.Set("rstd", TensorWrap::Wrap(env, s->s.rstd));
-            return r;
-          }};
+          [s](Napi::Env env) { return tensors_obj(env, {{"y", &s->y}, {"mean", &s->s.mean}, {"rstd", &s->s.rstd}}); }};
 }
 
 // nnGroupNormBackward(x, y|null, gamma, groups, mean, rstd, dy, {relu})
@@ -143,12 +139,7 @@ Job MaxPool(const Napi::CallbackInfo& info) {
   s->p.stride = get_opt(o, "stride").IsUndefined() ? s->p.kernel : triple_arg(o.Get("stride"), "maxpool3d stride");
   if (!get_opt(o, "padding").IsUndefined()) s->p.padding = triple_arg(o.Get("padding"), "maxpool3d padding");
   return {[s] { s->y = maxpool3d_forward(s->x, s->p, &s->am); },
-          [s](Napi::Env env) -> Napi::Value {
-            Napi::Object r = Napi::Object::New(env);
-            r.Set("y", TensorWrap::Wrap(env, s->y));
-            r.Set("argmax", TensorWrap::Wrap(env, s->am));
-            return r;
-          }};
+          [s](Napi::Env env) { return tensors_obj(env, {{"y", &s->y}, {"argmax", &s->am}}); }};
 }
 
 // nnMaxPool3dBackward(dy, argmax, inputShape)

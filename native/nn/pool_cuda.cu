@@ -1,6 +1,6 @@
 // MaxPool3d and nearest upsampling on CUDA (semantics: nn/maxpool.h,
 // nn/upsample.h). Forward: one thread per output element (consecutive
-// threads = consecutive channels, so loads are coalesced). Backward: one
+// threads = consecutive channels, so loads are coalesced).
 // Upsampling backward: one thread per INPUT element gathering the outputs that
 // read it, in ascending output order -- no atomics, deterministic, and the same
 // summation order as the CPU code (bit-identical in float32 / float64).
@@ -16,18 +16,29 @@ struct Dims3 {
   int64_t d[3];
 };
 
+// A flat channels-last index of [N, s.d[0], s.d[1], s.d[2], C] split into
+// its image n, spatial position p and channel c.
+struct Idx5 {
+  int64_t n, p[3], c;
+};
+__device__ __forceinline__ Idx5 unravel(int64_t i, const Dims3& s, int64_t C) {
+  Idx5 r;
+  r.c = i % C; i /= C;
+  r.p[2] = i % s.d[2]; i /= s.d[2];
+  r.p[1] = i % s.d[1]; i /= s.d[1];
+  r.p[0] = i % s.d[0];
+  r.n = i / s.d[0];
+  return r;
+}
+
 template <class T>
 __global__ void maxpool_fwd_kernel(const T* __restrict__ x, int64_t N, Dims3 in, Dims3 out, int64_t C, Dims3 k,
                                    Dims3 s, Dims3 p, T* __restrict__ y, int32_t* __restrict__ am) {
   using A = acc_t<T>;
   const int64_t total = N * out.d[0] * out.d[1] * out.d[2] * C;
   for (int64_t i = global_thread(); i < total; i += grid_threads()) {
-    int64_t t = i;
-    const int64_t c = t % C; t /= C;
-    const int64_t o3 = t % out.d[2]; t /= out.d[2];
-    const int64_t o2 = t % out.d[1]; t /= out.d[1];
-    const int64_t o1 = t % out.d[0];
-    const int64_t n = t / out.d[0];
+    const Idx5 ix = unravel(i, out, C);
+    const int64_t n = ix.n, o1 = ix.p[0], o2 = ix.p[1], o3 = ix.p[2], c = ix.c;
     A best = -INFINITY;
     int32_t where = -1;
     T bestv = Num<T>::store(best);
@@ -79,12 +90,8 @@ __global__ void upsample_fwd_kernel(const T* __restrict__ x, int64_t N, Dims3 in
                                     T* __restrict__ y) {
   const int64_t total = N * out.d[0] * out.d[1] * out.d[2] * C;
   for (int64_t i = global_thread(); i < total; i += grid_threads()) {
-    int64_t t = i;
-    const int64_t c = t % C; t /= C;
-    const int64_t o3 = t % out.d[2]; t /= out.d[2];
-    const int64_t o2 = t % out.d[1]; t /= out.d[1];
-    const int64_t o1 = t % out.d[0];
-    const int64_t n = t / out.d[0];
+    const Idx5 ix = unravel(i, out, C);
+    const int64_t n = ix.n, o1 = ix.p[0], o2 = ix.p[1], o3 = ix.p[2], c = ix.c;
     // floor(o * in / out) < in always, so no clamp is needed.
     const int64_t s1 = o1 * in.d[0] / out.d[0], s2 = o2 * in.d[1] / out.d[1], s3 = o3 * in.d[2] / out.d[2];
     y[i] = x[(((n * in.d[0] + s1) * in.d[1] + s2) * in.d[2] + s3) * C + c];
@@ -104,12 +111,8 @@ __global__ void upsample_bwd_kernel(const T* __restrict__ dy, int64_t N, Dims3 i
   using A = acc_t<T>;
   const int64_t total = N * in.d[0] * in.d[1] * in.d[2] * C;
   for (int64_t i = global_thread(); i < total; i += grid_threads()) {
-    int64_t t = i;
-    const int64_t c = t % C; t /= C;
-    const int64_t i3 = t % in.d[2]; t /= in.d[2];
-    const int64_t i2 = t % in.d[1]; t /= in.d[1];
-    const int64_t i1 = t % in.d[0];
-    const int64_t n = t / in.d[0];
+    const Idx5 ix = unravel(i, in, C);
+    const int64_t n = ix.n, i1 = ix.p[0], i2 = ix.p[1], i3 = ix.p[2], c = ix.c;
     int64_t lo1, hi1, lo2, hi2, lo3, hi3;
     up_range(i1, in.d[0], out.d[0], lo1, hi1);
     up_range(i2, in.d[1], out.d[1], lo2, hi2);
@@ -129,6 +132,9 @@ void check_act(const Tensor& x, const char* what) {
 }
 
 Dims3 dims(int64_t a, int64_t b, int64_t c) { return Dims3{{a, b, c}}; }
+Dims3 dims(const std::array<int64_t, 3>& v) { return dims(v[0], v[1], v[2]); }
+// The spatial sizes (D1, D2, D3) of a [N, D1, D2, D3, C] shape.
+Dims3 spatial(const Shape& s) { return dims(s[1], s[2], s[3]); }
 
 }  // namespace
 
@@ -159,9 +165,8 @@ Tensor maxpool3d_forward_cuda(const Tensor& x, const MaxPoolParams& p, Tensor* a
     dispatch_gpu_float(x.dtype(), "maxpool3d", [&](auto tag) {
       using T = decltype(tag);
       maxpool_fwd_kernel<T><<<grid_for(total), kThreads, 0, stream_for(x)>>>(
-          dptr<const T>(x), N, dims(x.size(1), x.size(2), x.size(3)), dims(o[0], o[1], o[2]), C,
-          dims(p.kernel[0], p.kernel[1], p.kernel[2]), dims(p.stride[0], p.stride[1], p.stride[2]),
-          dims(p.padding[0], p.padding[1], p.padding[2]), dptr<T>(y), argmax ? dptr<int32_t>(am) : nullptr);
+          dptr<const T>(x), N, spatial(x.shape()), dims(o), C, dims(p.kernel), dims(p.stride), dims(p.padding),
+          dptr<T>(y), argmax ? dptr<int32_t>(am) : nullptr);
     });
     DS_CUDA_LAUNCH_CHECK();
   }
@@ -218,7 +223,7 @@ Tensor upsample_nearest_forward_cuda(const Tensor& x, const std::array<int64_t, 
     dispatch_gpu_float(x.dtype(), "upsample", [&](auto tag) {
       using T = decltype(tag);
       upsample_fwd_kernel<T><<<grid_for(total), kThreads, 0, stream_for(x)>>>(
-          dptr<const T>(x), N, dims(x.size(1), x.size(2), x.size(3)), dims(size[0], size[1], size[2]), C, dptr<T>(y));
+          dptr<const T>(x), N, spatial(x.shape()), dims(size), C, dptr<T>(y));
     });
     DS_CUDA_LAUNCH_CHECK();
   }
@@ -238,8 +243,7 @@ Tensor upsample_nearest_backward_cuda(const Tensor& dy, const Shape& in_shape) {
     dispatch_gpu_float(dy.dtype(), "upsample backward", [&](auto tag) {
       using T = decltype(tag);
       upsample_bwd_kernel<T><<<grid_for(total), kThreads, 0, stream_for(dy)>>>(
-          dptr<const T>(dy), in_shape[0], dims(in_shape[1], in_shape[2], in_shape[3]),
-          dims(dy.size(1), dy.size(2), dy.size(3)), in_shape[4], dptr<T>(dx));
+          dptr<const T>(dy), in_shape[0], spatial(in_shape), spatial(dy.shape()), in_shape[4], dptr<T>(dx));
     });
     DS_CUDA_LAUNCH_CHECK();
   }

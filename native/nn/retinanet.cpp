@@ -56,12 +56,7 @@ RetinaNet::RetinaNet(const RetinaNetConfig& cfg) : cfg_(cfg) {
 void RetinaNet::to(Device dev) {
   if (dev == device_) return;
   if (!dev.is_cpu()) cuda::check_device(dev);
-  // Saved activations live on the old device: drop them.
-  saved_ = false;
-  body_->clear_saved();
-  fpn_->clear_saved();
-  cls_head_->clear_saved();
-  box_head_->clear_saved();
+  clear_saved();  // saved activations live on the old device
   // 16-bit mixed precision is GPU-only (set_precision): on the CPU the model
   // computes in its own dtype again, without compute copies.
   const bool drop_compute = dev.is_cpu() && compute_dtype_ != cfg_.dtype;
@@ -75,21 +70,26 @@ void RetinaNet::to(Device dev) {
   device_ = dev;
 }
 
+void RetinaNet::clear_saved() {
+  saved_ = false;
+  body_->clear_saved();
+  fpn_->clear_saved();
+  cls_head_->clear_saved();
+  box_head_->clear_saved();
+}
+
 void RetinaNet::set_precision(DType dt) {
-  if (dt == cfg_.dtype) {
-    for (ParamEntry& e : store_.entries()) e.compute = Tensor();
-    compute_dtype_ = dt;
-    return;
+  if (dt != cfg_.dtype) {
+    DS_CHECK(dt == DType::Float16 || dt == DType::BFloat16, "RetinaNet: compute precision must be the model's dtype (",
+             dtype_name(cfg_.dtype), "), float16 or bfloat16, got ", dtype_name(dt));
+    DS_CHECK(cfg_.dtype == DType::Float32, "RetinaNet: mixed precision needs float32 master weights, the model is ",
+             dtype_name(cfg_.dtype));
+    DS_CHECK(!device_.is_cpu(), "RetinaNet: ", dtype_name(dt),
+             " mixed precision runs on a GPU only (the CPU convolution is float32/float64); move the model with "
+             "to(cuda) first, or train in float32 on the CPU");
   }
-  DS_CHECK(dt == DType::Float16 || dt == DType::BFloat16, "RetinaNet: compute precision must be the model's dtype (",
-           dtype_name(cfg_.dtype), "), float16 or bfloat16, got ", dtype_name(dt));
-  DS_CHECK(cfg_.dtype == DType::Float32, "RetinaNet: mixed precision needs float32 master weights, the model is ",
-           dtype_name(cfg_.dtype));
-  DS_CHECK(!device_.is_cpu(), "RetinaNet: ", dtype_name(dt),
-           " mixed precision runs on a GPU only (the CPU convolution is float32/float64); move the model with "
-           "to(cuda) first, or train in float32 on the CPU");
   compute_dtype_ = dt;
-  refresh_compute_copies();
+  refresh_compute_copies();  // none at the model's own dtype
 }
 
 void RetinaNet::refresh_compute_copies() {
@@ -118,11 +118,7 @@ Triple RetinaNet::size_divisible() const {
 RetinaNet::Output RetinaNet::forward(const Tensor& x, bool save) {
   // Drop the activations of an earlier forward that was never back-propagated
   // before computing new ones (keeps the peak at one pass's worth).
-  saved_ = false;
-  body_->clear_saved();
-  fpn_->clear_saved();
-  cls_head_->clear_saved();
-  box_head_->clear_saved();
+  clear_saved();
   DS_CHECK(x.defined() && x.device() == device_, "RetinaNet: the input is on ",
            x.defined() ? x.device().str() : std::string("nothing"), " but the model is on ", device_.str(),
            "; move the input (or the model) to one device");

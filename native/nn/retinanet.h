@@ -108,6 +108,8 @@ class RetinaNet {
   // Trainable parameters per module, in the order backward finishes them.
   std::vector<std::vector<ParamEntry*>> ready_groups_;
   void notify_ready(size_t group);
+  // Drops the activations saved for backward (all modules).
+  void clear_saved();
 };
 
 }  // namespace ds::nn
