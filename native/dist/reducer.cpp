@@ -38,19 +38,17 @@ Reducer::Reducer(std::shared_ptr<Backend> pg, std::vector<Tensor> grads, Reducer
   views_.resize(size_t(n));
   for (size_t b = 0; b < plan.members.size(); ++b) {
     Bucket bk;
-    bk.offsets = plan.offsets[b];
     // Zeros: the padding between device members must not carry garbage into the sum.
     bk.flat = Tensor::zeros({plan.numel[b]}, grads_[size_t(plan.members[b].front())].dtype(), dev);
     for (size_t s = 0; s < plan.members[b].size(); ++s) {
       const int i = plan.members[b][s];
-      const int64_t off = bk.offsets[s];
+      const int64_t off = plan.offsets[b][s];
       views_[size_t(i)] = bk.flat.slice0(off, off + grads_[size_t(i)].numel()).reshape(grads_[size_t(i)].shape());
     }
     bk.pending = int(plan.members[b].size());
     buckets_.push_back(std::move(bk));
   }
   bucket_of_ = std::move(plan.bucket_of);
-  slot_of_ = std::move(plan.slot_of);
   members_ = std::move(plan.members);
   marked_.assign(size_t(n), 0);
   if (opts_.in_place) grads_ = views_;
@@ -100,17 +98,23 @@ void Reducer::mark_ready(int index, const Tensor* value) {
   }
 }
 
-// The gradient into its bucket slot: a host copy, or an asynchronous copy on
-// the device's compute stream (ordered after the kernels that produced g).
+// The gradient into its bucket slot (see copy_slot).
 void Reducer::copy_in(int index, const Tensor& g) {
   const Tensor& v = views_[index];
   DS_CHECK(g.device() == v.device(), "reducer.markReady: gradient ", index, " is on ", g.device().str(),
            " but its bucket is on ", v.device().str());
-  if (g.raw() == v.raw()) return;
+  copy_slot(v, g);
+}
+
+// dst <- src (same byte size, both on the buckets' device); nothing when they
+// alias (in-place views). A host copy, or an asynchronous copy on the
+// device's compute stream, ordered after the kernels that produced src.
+void Reducer::copy_slot(const Tensor& dst, const Tensor& src) const {
+  if (dst.raw() == src.raw()) return;
   if (on_device())
-    cuda::copy_d2d(v.raw(), g.raw(), v.nbytes(), v.device().index);
+    cuda::copy_d2d(dst.raw(), src.raw(), dst.nbytes(), opts_.device.index);
   else
-    std::memcpy(v.raw(), g.raw(), v.nbytes());
+    std::memcpy(dst.raw(), src.raw(), dst.nbytes());
 }
 
 int Reducer::buckets_launched() {
@@ -160,12 +164,10 @@ void Reducer::comm_loop() {
         // Enqueued behind the bucket's ready event; completes asynchronously (wait()).
         pg_->all_reduce_device(b, bk.flat.raw(), size_t(bk.flat.numel()), bk.flat.dtype(), op);
       } else {
-      // Tags keep the reducer's collectives apart from the user's (Gloo).
-      pg_->all_reduce(bk.flat.raw(), size_t(bk.flat.numel()), bk.flat.dtype(), op, 0x100000u + uint32_t(b));
-      for (int i : members_[b]) {
-        const Tensor& g = grads_[i];
-        if (g.raw() != views_[i].raw()) std::memcpy(g.raw(), views_[i].raw(), g.nbytes());
-      }
+        // Tags keep the reducer's collectives apart from the user's (Gloo).
+        // The host copies back per bucket, here; device copies back in wait().
+        pg_->all_reduce(bk.flat.raw(), size_t(bk.flat.numel()), bk.flat.dtype(), op, 0x100000u + uint32_t(b));
+        for (int i : members_[b]) copy_slot(grads_[i], views_[i]);
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -234,9 +236,7 @@ void Reducer::wait() {
       if (on_device()) {
         // The compute stream waits for every bucket's collective: no host synchronisation.
         for (size_t b = 0; b < buckets_.size(); ++b) pg_->device_wait(int(b));
-        for (size_t i = 0; i < grads_.size(); ++i)
-          if (grads_[i].raw() != views_[i].raw())
-            cuda::copy_d2d(grads_[i].raw(), views_[i].raw(), grads_[i].nbytes(), opts_.device.index);
+        for (size_t i = 0; i < grads_.size(); ++i) copy_slot(grads_[i], views_[i]);
       } else {
         pg_->synchronize();
       }

@@ -96,10 +96,10 @@ class Reducer {
  private:
   struct Bucket {
     Tensor flat;
-    std::vector<int64_t> offsets;  // element offset of each member in flat
     int pending = 0;
   };
   void copy_in(int index, const Tensor& g);
+  void copy_slot(const Tensor& dst, const Tensor& src) const;
   struct Task {
     const std::function<void(Backend&)>* fn;
     bool done = false;
@@ -118,7 +118,7 @@ class Reducer {
   ReducerOptions opts_;
   std::vector<Bucket> buckets_;
   std::vector<std::vector<int>> members_;
-  std::vector<int> bucket_of_, slot_of_;  // per gradient
+  std::vector<int> bucket_of_;  // per gradient
   std::vector<Tensor> views_;
   std::vector<char> marked_;
 

@@ -3,11 +3,11 @@
 // planGpuTraining is the pure part (argument checks against the GPUs this
 // build can see, and the child command line), so it is tested without GPUs;
 // relaunchTrainForGpus (launcher.ts) runs the plan.
-import type { BuildInfo } from '../info.js';
 import { ConfigError } from '../train/config.js';
+import type { GpuVisibility } from '../train/device.js';
 
-/** What --gpus needs to know about the machine (from `info()`). */
-export type GpuVisibility = Pick<BuildInfo, 'cudaCompiled' | 'gpus' | 'gpuNote'>;
+/** What --gpus needs to know about the machine (from `info()`): the type the --device cuda checks take. */
+export type { GpuVisibility };
 
 export interface GpuTrainPlan {
   /** N: processes to start on this node, one per GPU (process i trains on cuda:i). */

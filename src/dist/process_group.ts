@@ -223,19 +223,29 @@ export class ProcessGroup {
     throw new Error(dead.length ? `${msg}\n  cause: ${dead.join('; ')}` : msg);
   }
 
+  /** Runs one native collective; a failure is explained (dead ranks named) before it propagates. */
+  private async collective<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (e) {
+      return this.explain(e);
+    }
+  }
+
+  /** allReduce / broadcast: the items as tensors, one native call over all, then typed arrays get the results. */
+  private async inPlace(items: Reducible | Reducible[], call: (handles: unknown[]) => Promise<unknown>): Promise<void> {
+    const list = (Array.isArray(items) ? items : [items]).map(toTensor);
+    await this.collective(() => call(list.map((x) => x.t.handle)));
+    for (const x of list) x.back?.();
+  }
+
   /**
    * In-place all-reduce of each item (every rank passes the same shapes in the
    * same order). With backend 'nccl', Tensors on the group's GPU are reduced
    * in device memory (no host copy); typed arrays and CPU Tensors are staged.
    */
   async allReduce(items: Reducible | Reducible[], op: ReduceOp = 'sum'): Promise<void> {
-    const list = (Array.isArray(items) ? items : [items]).map(toTensor);
-    try {
-      await native.distAllReduceAsync(this.live(), list.map((x) => x.t.handle), op, 0);
-    } catch (e) {
-      await this.explain(e);
-    }
-    for (const x of list) x.back?.();
+    await this.inPlace(items, (handles) => native.distAllReduceAsync(this.live(), handles, op, 0));
   }
 
   /**
@@ -251,22 +261,12 @@ export class ProcessGroup {
 
   /** In place: every rank ends with root's values. */
   async broadcast(items: Reducible | Reducible[], root = 0): Promise<void> {
-    const list = (Array.isArray(items) ? items : [items]).map(toTensor);
-    try {
-      await native.distBroadcastAsync(this.live(), list.map((x) => x.t.handle), root, 0);
-    } catch (e) {
-      await this.explain(e);
-    }
-    for (const x of list) x.back?.();
+    await this.inPlace(items, (handles) => native.distBroadcastAsync(this.live(), handles, root, 0));
   }
 
   /** Each rank's bytes (any length), in rank order. */
   async allGather(bytes: Uint8Array): Promise<Uint8Array[]> {
-    try {
-      return (await native.distAllGatherAsync(this.live(), bytes, 0)) as Uint8Array[];
-    } catch (e) {
-      return this.explain(e);
-    }
+    return this.collective(async () => (await native.distAllGatherAsync(this.live(), bytes, 0)) as Uint8Array[]);
   }
 
   /** allGather of JSON-serialisable values (e.g. validation predictions), in rank order. */
@@ -289,11 +289,7 @@ export class ProcessGroup {
    * on a GPU. Under mixed precision the 16-bit compute copies are refreshed.
    */
   async broadcastModel(model: RetinaNet, what: { params: boolean; buffers: boolean }, root = 0): Promise<void> {
-    try {
-      await native.distBroadcastModelAsync(this.live(), model.handle, what, root);
-    } catch (e) {
-      await this.explain(e);
-    }
+    await this.collective(() => native.distBroadcastModelAsync(this.live(), model.handle, what, root));
   }
 
   /**
@@ -302,11 +298,7 @@ export class ProcessGroup {
    * timed); median of `iters` after a warm-up. Collective.
    */
   async timeAllReduce(count: number, iters = 5): Promise<number> {
-    try {
-      return (await native.distTimeAllReduceAsync(this.live(), count, iters)) as number;
-    } catch (e) {
-      return this.explain(e);
-    }
+    return this.collective(async () => (await native.distTimeAllReduceAsync(this.live(), count, iters)) as number);
   }
 
   /** Store barrier: on timeout the error names the ranks that did not arrive. */
@@ -326,7 +318,7 @@ export class ProcessGroup {
       inPlace: opts.inPlace ?? false,
       ...(opts.device ? { device: opts.device } : {}),
     });
-    return new GradientReducer(h, (e) => this.explain(e));
+    return new GradientReducer(h, (call) => this.collective(call));
   }
 
   /**
@@ -388,7 +380,7 @@ export class GradientReducer {
   /** @internal */
   constructor(
     private handle: unknown,
-    private readonly explain: (e: unknown) => Promise<never>,
+    private readonly collective: (call: () => Promise<unknown>) => Promise<unknown>,
   ) {}
 
   /** Gradient indices per bucket, in launch order (reverse parameter order). */
@@ -412,11 +404,7 @@ export class GradientReducer {
 
   /** Resolves when every bucket is reduced and copied back; re-arms for the next step. */
   async wait(): Promise<void> {
-    try {
-      await native.distReducerWaitAsync(this.handle);
-    } catch (e) {
-      await this.explain(e);
-    }
+    await this.collective(() => native.distReducerWaitAsync(this.handle));
   }
 
   /**
@@ -448,11 +436,7 @@ export class GradientReducer {
    * collectives, the host does not).
    */
   async finishModel(model: RetinaNet): Promise<void> {
-    try {
-      await native.distReducerFinishModelAsync(this.handle, model.handle);
-    } catch (e) {
-      await this.explain(e);
-    }
+    await this.collective(() => native.distReducerFinishModelAsync(this.handle, model.handle));
   }
 
   destroy(): void {

@@ -20,8 +20,11 @@ export interface ComputeDevice {
 
 const DTYPE = { fp16: 'float16', bf16: 'bfloat16', fp32: 'float32' } as const;
 
+/** What the CUDA checks need to know about the machine (from `info()`); also --gpus's (src/dist/gpu_launch.ts). */
+export type GpuVisibility = Pick<BuildInfo, 'cudaCompiled' | 'gpus' | 'gpuNote'>;
+
 /** Why CUDA cannot be used here ('' when it can), from the addon's build info. */
-export function cudaUnavailableReason(i: Pick<BuildInfo, 'cudaCompiled' | 'gpus' | 'gpuNote'>): string {
+export function cudaUnavailableReason(i: GpuVisibility): string {
   if (!i.cudaCompiled)
     return 'this build of detseg3d has no CUDA support: rebuild the native addon on a machine with the CUDA toolkit (nvcc on the PATH), e.g. `node scripts/build.js --native-only` (DETSEG3D_CUDA must not be OFF)';
   if (i.gpus.length === 0)
@@ -37,7 +40,7 @@ export function cudaUnavailableReason(i: Pick<BuildInfo, 'cudaCompiled' | 'gpus'
 export function resolveComputeDevice(
   cfg: Pick<TrainConfig, 'device' | 'amp' | 'precision'>,
   localRank = 0,
-  i: Pick<BuildInfo, 'cudaCompiled' | 'gpus' | 'gpuNote'> = buildInfo(),
+  i: GpuVisibility = buildInfo(),
   what = '--device cuda',
 ): ComputeDevice {
   if (cfg.device !== 'cuda') return { device: 'cpu', precision: 'fp32', dtype: 'float32', lossScaling: false };

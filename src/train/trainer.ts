@@ -31,7 +31,7 @@ import { Tensor, type Triple } from '../tensor.js';
 import { checkpointPaths, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { MODEL_KEYS, resolveTrainConfig, toSnakeCase, type TrainConfig } from './config.js';
 import { openRunData } from './data.js';
-import { resolveComputeDevice } from './device.js';
+import { resolveComputeDevice, type ComputeDevice } from './device.js';
 import { LossScaler, type LossScalerState } from './loss_scaler.js';
 import { JsonlLogger } from './jsonl_log.js';
 import { TrainProgress } from './progress.js';
@@ -129,12 +129,18 @@ export function lossOptionsOf(cfg: TrainConfig) {
   };
 }
 
-function weightsWithShapes(model: RetinaNet) {
+/** Shapes of the model's parameters and buffers by name (what a checkpoint must match). */
+function weightShapes(model: RetinaNet): Map<string, number[]> {
   const shapes = new Map<string, number[]>();
   for (const p of [...model.parameters(), ...model.buffers()]) shapes.set(p.name, p.shape);
+  return shapes;
+}
+
+function weightsWithShapes(model: RetinaNet) {
+  const shapes = weightShapes(model);
   const out = new Map<string, { data: Float32Array; shape: number[] }>();
   for (const [name, data] of model.getWeights()) out.set(name, { data, shape: shapes.get(name)! });
-  return { weights: out, shapes };
+  return out;
 }
 
 /** Paths of the checkpoints a run writes in its output folder. */
@@ -143,7 +149,7 @@ export function runCheckpoint(outputDir: string, name: 'last' | 'best_model' | `
 }
 
 function saveRun(model: RetinaNet, opt: SGD, cfg: TrainConfig, state: TrainerState, path: string) {
-  const { weights } = weightsWithShapes(model);
+  const weights = weightsWithShapes(model);
   const momentum = new Map<string, { data: Float32Array; shape: number[] }>();
   for (const [name, data] of opt.state()) momentum.set(name, { data, shape: [data.length] });
   saveCheckpoint(
@@ -159,7 +165,7 @@ export function float32Map(tensors: Map<string, { data: unknown }>): Map<string,
 }
 
 function restore(model: RetinaNet, opt: SGD, cfg: TrainConfig, path: string): TrainerState {
-  const { shapes } = weightsWithShapes(model);
+  const shapes = weightShapes(model);
   // Only the model's structure must match; other options may change on resume.
   const modelKeys = new Set(Object.keys(toSnakeCase(Object.fromEntries(MODEL_KEYS.map((k) => [k, cfg[k]])))));
   const expectConfig = toSnakeCase(cfg);
@@ -181,16 +187,17 @@ export async function train(config: Partial<TrainConfig> & { resume?: string | n
   const cfg = resolveTrainConfig(rest);
   const outputDir = resolve(cfg.outputDir);
   // --device cuda without CUDA or without a GPU fails here, before any data is read.
-  const compute = resolveComputeDevice(cfg, readDistEnv().localRank);
+  const env = readDistEnv();
+  const compute = resolveComputeDevice(cfg, env.localRank);
   const backend = distBackendFor(cfg.device);
-  const ownGroup = !hooks.processGroup && readDistEnv().worldSize > 1;
-  // NCCL on the GPU the model will use (trainIn resolves the same device), not on LOCAL_RANK blindly: with
+  const ownGroup = !hooks.processGroup && env.worldSize > 1;
+  // NCCL on the GPU the model will use (trainIn is handed the same device), not on LOCAL_RANK blindly: with
   // one visible GPU per process (CUDA_VISIBLE_DEVICES set per rank by SLURM or a scheduler) that is cuda:0.
   const device = compute.device === 'cpu' ? undefined : Number(compute.device.slice('cuda:'.length));
   const pg = hooks.processGroup ?? (ownGroup ? await initProcessGroup({ backend, ...(device !== undefined ? { device } : {}) }) : null);
   let result: TrainResult;
   try {
-    result = await trainIn(cfg, outputDir, resume ?? null, hooks, pg && pg.worldSize > 1 ? pg : null);
+    result = await trainIn(cfg, compute, outputDir, resume ?? null, hooks, pg && pg.worldSize > 1 ? pg : null);
   } catch (e) {
     // The other ranks may be blocked in a collective: leave without the closing barrier.
     if (ownGroup) await pg!.abort();
@@ -207,6 +214,7 @@ export function distBackendFor(device: TrainConfig['device']): 'gloo' | 'nccl' {
 
 async function trainIn(
   cfg: TrainConfig,
+  compute: ComputeDevice,
   outputDir: string,
   resume: string | null,
   hooks: TrainHooks,
@@ -236,7 +244,6 @@ async function trainIn(
   try {
     model = RetinaNet.create(modelConfigOf(cfg));
     // CUDA: the model (and later each batch) on cuda:LOCAL_RANK, in the chosen precision.
-    const compute = resolveComputeDevice(cfg, readDistEnv().localRank);
     if (compute.device !== 'cpu') {
       model.to(compute.device).setPrecision(compute.dtype);
       emit({ kind: 'info', message: `training on ${compute.device} in ${compute.precision}${compute.lossScaling ? ' with dynamic loss scaling' : ''}` });

@@ -21,6 +21,7 @@ import { openRunData } from '../../src/train/data.js';
 import { readJsonl } from '../../src/train/jsonl_log.js';
 import { modelConfigOf, train, type TrainEvent } from '../../src/train/trainer.js';
 import { validate } from '../../src/train/validate.js';
+import { tinyTrainConfig } from './tiny_config.js';
 import { childEnv, freePort, jsRoot, multiProcessSkipReason, root as repoRoot } from '../dist/helpers.js';
 // @ts-expect-error plain ESM fixture shared with the rank processes
 import * as common from '../dist/fixtures/ddp_common.mjs';
@@ -35,26 +36,7 @@ let root = '';
 
 // 10 cases, val_fraction 0.3: 7 training cases (2 ranks: 4 steps each, one case padded) and 3 validation cases (2 + 1).
 function tinyConfig(out: string, extra: Partial<TrainConfig> = {}): Partial<TrainConfig> {
-  return {
-    imageDir: join(root, 'data', 'images'),
-    labelDir: join(root, 'data', 'labels'),
-    outputDir: out,
-    depth: 10,
-    widths: [8, 16, 32, 64],
-    fpnChannels: 16,
-    baseAnchorShapes: [[6, 6, 4], [8, 8, 5], [10, 10, 6]],
-    patchSize: [32, 32, 16],
-    valPatchSize: [32, 32, 16],
-    batchSize: 2,
-    workers: 0,
-    valFraction: 0.3,
-    augment: false,
-    seed: 3,
-    epochs: 2,
-    valInterval: 2,
-    lr: 0.01,
-    ...extra,
-  };
+  return tinyTrainConfig(root, out, { valFraction: 0.3, epochs: 2, valInterval: 2, lr: 0.01, ...extra });
 }
 
 interface RankRun {

@@ -13,27 +13,12 @@ import { readJsonl } from '../../src/train/jsonl_log.js';
 import { readEventFile } from '../../src/train/tensorboard.js';
 import { train, type TrainEvent } from '../../src/train/trainer.js';
 import type { TrainConfig } from '../../src/train/config.js';
+import { tinyTrainConfig } from './tiny_config.js';
 
 let root = '';
 
 function tinyConfig(out: string, extra: Partial<TrainConfig> = {}): Partial<TrainConfig> {
-  return {
-    imageDir: join(root, 'data', 'images'),
-    labelDir: join(root, 'data', 'labels'),
-    outputDir: out,
-    depth: 10,
-    widths: [8, 16, 32, 64],
-    fpnChannels: 16,
-    baseAnchorShapes: [[6, 6, 4], [8, 8, 5], [10, 10, 6]],
-    patchSize: [32, 32, 16],
-    valPatchSize: [32, 32, 16],
-    batchSize: 2,
-    workers: 0,
-    valFraction: 0.25,
-    augment: false,
-    seed: 3,
-    ...extra,
-  };
+  return tinyTrainConfig(root, out, { valFraction: 0.25, ...extra });
 }
 
 beforeAll(async () => {
