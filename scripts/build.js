@@ -2,7 +2,7 @@
 // Builds the native addon with cmake-js (offline; CUDA auto-detected) and the
 // TypeScript sources. Used by `npm install` and `npm run build`.
 //   --native-only   skip TypeScript      --ts-only   skip the addon
-// Environment: DETSEG3D_CUDA=OFF (no CUDA), DETSEG3D_BUILD_DIR (default build),
+// Environment: DETSEG3D_CUDA=OFF (no CUDA) or EMU (CPU emulator, tests only), DETSEG3D_BUILD_DIR (default build),
 // DETSEG3D_DEBUG=1 (debug build), DETSEG3D_JOBS (parallel compile jobs).
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -31,6 +31,8 @@ if (!args.has('--ts-only')) {
   if (process.env.DETSEG3D_DEBUG === '1') argv.push('--debug');
   const cuda = (process.env.DETSEG3D_CUDA || '').toUpperCase();
   if (cuda === 'OFF' || cuda === '0' || cuda === 'FALSE') argv.push('--CDDETSEG3D_CUDA=OFF');
+  // EMU: the CUDA kernels run on the CPU emulator (native/emu; a checking tool, slow).
+  else if (cuda === 'EMU') argv.push('--CDDETSEG3D_CUDA=OFF', '--CDDETSEG3D_CUDA_EMU=ON');
   else argv.push('--CDDETSEG3D_CUDA=ON');
   run(process.execPath, argv);
 }

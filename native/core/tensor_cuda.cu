@@ -43,10 +43,10 @@ void fill_tensor(Tensor& t, double v) {
   DeviceGuard g(t.device().index);
   cudaStream_t st = stream_for(t);
   switch (dtype_size(t.dtype())) {
-    case 1: fill_kernel<<<grid_for(n), kThreads, 0, st>>>(static_cast<uint8_t*>(t.raw()), *static_cast<uint8_t*>(host.raw()), n); break;
-    case 2: fill_kernel<<<grid_for(n), kThreads, 0, st>>>(static_cast<uint16_t*>(t.raw()), *static_cast<uint16_t*>(host.raw()), n); break;
-    case 4: fill_kernel<<<grid_for(n), kThreads, 0, st>>>(static_cast<uint32_t*>(t.raw()), *static_cast<uint32_t*>(host.raw()), n); break;
-    case 8: fill_kernel<<<grid_for(n), kThreads, 0, st>>>(static_cast<uint64_t*>(t.raw()), *static_cast<uint64_t*>(host.raw()), n); break;
+    case 1: fill_kernel<uint8_t><<<grid_for(n), kThreads, 0, st>>>(static_cast<uint8_t*>(t.raw()), *static_cast<uint8_t*>(host.raw()), n); break;
+    case 2: fill_kernel<uint16_t><<<grid_for(n), kThreads, 0, st>>>(static_cast<uint16_t*>(t.raw()), *static_cast<uint16_t*>(host.raw()), n); break;
+    case 4: fill_kernel<uint32_t><<<grid_for(n), kThreads, 0, st>>>(static_cast<uint32_t*>(t.raw()), *static_cast<uint32_t*>(host.raw()), n); break;
+    case 8: fill_kernel<uint64_t><<<grid_for(n), kThreads, 0, st>>>(static_cast<uint64_t*>(t.raw()), *static_cast<uint64_t*>(host.raw()), n); break;
     default: DS_FAIL("internal: fill of element size ", dtype_size(t.dtype()));
   }
   DS_CUDA_LAUNCH_CHECK();

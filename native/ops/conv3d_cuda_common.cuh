@@ -138,6 +138,13 @@ __device__ __forceinline__ int64_t tap_pos(const Geo& g, const Row& r, int a, in
 }
 
 // ---- PTX wrappers (sm_80+) ------------------------------------------------------
+// DS_CUDA_TC_CODE: the tensor-core kernels have a body (device code for sm_80+,
+// and the CPU emulator of native/emu, which implements these wrappers).
+#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800) || defined(DETSEG3D_CUDA_EMU)
+#define DS_CUDA_TC_CODE 1
+#else
+#define DS_CUDA_TC_CODE 0
+#endif
 __device__ __forceinline__ unsigned smem_addr(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
 }
@@ -147,17 +154,23 @@ __device__ __forceinline__ void cp_async16(unsigned dst, const void* src, bool v
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   const int n = valid ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+#elif defined(DETSEG3D_CUDA_EMU)
+  ::detseg3d_emu::cp_async16(dst, src, valid);
 #endif
 }
 __device__ __forceinline__ void cp_async_commit() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.commit_group;\n" ::);
+#elif defined(DETSEG3D_CUDA_EMU)
+  ::detseg3d_emu::cp_async_commit();
 #endif
 }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#elif defined(DETSEG3D_CUDA_EMU)
+  ::detseg3d_emu::cp_async_wait(N);
 #endif
 }
 // Prologue of a STAGES-deep cp.async ring: issues tiles 0 .. STAGES-2 (those
@@ -176,6 +189,8 @@ __device__ __forceinline__ void ldsm_x4(unsigned (&r)[4], unsigned addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
+#elif defined(DETSEG3D_CUDA_EMU)
+  ::detseg3d_emu::ldmatrix(r, 4, addr, false);
 #endif
 }
 __device__ __forceinline__ void ldsm_x4_t(unsigned (&r)[4], unsigned addr) {
@@ -183,11 +198,18 @@ __device__ __forceinline__ void ldsm_x4_t(unsigned (&r)[4], unsigned addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
+#elif defined(DETSEG3D_CUDA_EMU)
+  ::detseg3d_emu::ldmatrix(r, 4, addr, true);
 #endif
 }
 __device__ __forceinline__ void ldsm_x2_t(unsigned& r0, unsigned& r1, unsigned addr) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(addr));
+#elif defined(DETSEG3D_CUDA_EMU)
+  unsigned r[2];
+  ::detseg3d_emu::ldmatrix(r, 2, addr, true);
+  r0 = r[0];
+  r1 = r[1];
 #endif
 }
 
@@ -211,6 +233,8 @@ __device__ __forceinline__ void mma16816<__half>(float (&d)[4], const unsigned (
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#elif defined(DETSEG3D_CUDA_EMU)
+  ::detseg3d_emu::mma16816(d, a, b0, b1, false);
 #endif
 }
 template <>
@@ -221,6 +245,8 @@ __device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const uns
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#elif defined(DETSEG3D_CUDA_EMU)
+  ::detseg3d_emu::mma16816(d, a, b0, b1, true);
 #endif
 }
 

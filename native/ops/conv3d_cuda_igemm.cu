@@ -47,7 +47,7 @@ template <class T, int BM, int BN, int WM, int WN, int STAGES, bool kDgrad, bool
 __global__ void __launch_bounds__(WM* WN * 32, (BM * BN >= 128 * 128) ? 2 : 1)
     tc_fwd_dgrad_kernel(Geo g, const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ out, Epilogue e,
                         Phase ph) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if DS_CUDA_TC_CODE
   using S = TcShape<BM, BN, WM, WN, STAGES>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* As = reinterpret_cast<T*>(smem_raw);                 // [STAGES][BM][LDS]

@@ -94,7 +94,7 @@ __device__ __forceinline__ void build_im2col(const Geo& g, const T* __restrict__
 template <class T>
 __global__ void __launch_bounds__(256) stem_fwd_kernel(Geo g, const T* __restrict__ x, const T* __restrict__ w,
                                                        T* __restrict__ y, Epilogue e) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if DS_CUDA_TC_CODE
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* As = reinterpret_cast<T*>(smem_raw);  // [kFBM][kLK]
   T* Bs = As + kFBM * kLK;                 // [kBN][kLK]
@@ -152,7 +152,7 @@ __global__ void __launch_bounds__(256) stem_fwd_kernel(Geo g, const T* __restric
 template <class T>
 __global__ void __launch_bounds__(256) stem_wgrad_kernel(Geo g, const T* __restrict__ x, const T* __restrict__ dy,
                                                          float* __restrict__ part, int64_t per_split) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if DS_CUDA_TC_CODE
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* Xs = reinterpret_cast<T*>(smem_raw);  // [kWBR][kLK]  positions x taps
   T* Ds = Xs + kWBR * kLK;                 // [kWBR][kLD]  positions x channels

@@ -62,7 +62,7 @@ template <class T, int BM, int BN, int WM, int WN, int STAGES, bool kPw>
 __global__ void __launch_bounds__(WM* WN * 32) tc_wgrad_kernel(Geo g, const T* __restrict__ x,
                                                                const T* __restrict__ dy, float* __restrict__ part,
                                                                int steps_per_split) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if DS_CUDA_TC_CODE
   using S = WgShape<BM, BN, WM, WN, STAGES>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* As = reinterpret_cast<T*>(smem_raw);  // [STAGES][BK][kLA]  dy: positions x co
