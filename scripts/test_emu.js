@@ -26,7 +26,11 @@ const dir = join(root, 'build-native-emu');
 const ninja = spawnSync('ninja', ['--version']).status === 0;
 run('cmake', ['-S', root, '-B', dir, ...(ninja ? ['-G', 'Ninja'] : []), '-DDETSEG3D_CUDA_EMU=ON', '-DDETSEG3D_GLOO=OFF', '-DCMAKE_BUILD_TYPE=Release']);
 run('cmake', ['--build', dir, '--target', 'detseg3d_native_tests', '--parallel']);
-run(join(dir, 'detseg3d_native_tests'), process.argv.slice(2));
+// Two emulated GPUs and the NCCL stand-in (ranks as threads) for the data-parallel tests.
+run(join(dir, 'detseg3d_native_tests'), process.argv.slice(2), {
+  DETSEG3D_EMU_DEVICES: '2',
+  DETSEG3D_NCCL_PATH: join(dir, 'libnccl_emu.so'),
+});
 if (process.argv.length > 2) process.exit(0);
 run(process.execPath, [join(root, 'scripts', 'build.js'), '--native-only'], { DETSEG3D_CUDA: 'EMU', DETSEG3D_BUILD_DIR: 'build-emu' });
 const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');

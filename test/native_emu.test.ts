@@ -1,5 +1,6 @@
 // Runs the GPU halves of the native tests (CUDA-versus-CPU parity of every
-// kernel, the GPU training steps) on the CPU emulator of native/emu: the core
+// kernel, the GPU training steps, NCCL data parallel over two emulated GPUs
+// with the single-process NCCL stand-in) on the CPU emulator of native/emu: the core
 // is built with -DDETSEG3D_CUDA_EMU=ON, so the real kernel source executes
 // without a GPU, with checked device and shared memory. Small sizes only
 // (DETSEG3D_PARITY_QUICK=1); `npm run test:emu` runs every size and the
@@ -25,7 +26,8 @@ describe.skipIf(!hasCmake)('CUDA kernels on the CPU emulator (skipped: cmake not
     const run = spawnSync(join(dir, 'detseg3d_native_tests'), [], {
       encoding: 'utf8',
       timeout: 1_200_000,
-      env: { ...process.env, DETSEG3D_PARITY_QUICK: '1' },
+      // Two emulated GPUs and the NCCL stand-in, so the multi-GPU reducer test runs too.
+      env: { ...process.env, DETSEG3D_PARITY_QUICK: '1', DETSEG3D_EMU_DEVICES: '2', DETSEG3D_NCCL_PATH: join(dir, 'libnccl_emu.so') },
     });
     const out = run.stdout ?? '';
     const summary = out.trim().split('\n').pop() ?? '';
@@ -35,5 +37,6 @@ describe.skipIf(!hasCmake)('CUDA kernels on the CPU emulator (skipped: cmake not
     expect(out).toMatch(/PASS +parity_conv_forward/);
     expect(out).toMatch(/ gpu +max_abs/);
     expect(out).toMatch(/PASS +cuda_amp_training_steps/);
+    expect(out).toMatch(/PASS +reducer_nccl_two_ranks/);
   }, 2_400_000);
 });

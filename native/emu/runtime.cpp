@@ -4,6 +4,7 @@
 // kernel that reads what nothing wrote is likely to produce NaN. Copies are
 // checked against the allocations they touch. Everything is synchronous:
 // streams and events only keep time.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,13 @@
 #include <string>
 
 #include "emu_internal.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define DS_EMU_ASAN 1
+#else
+#define DS_EMU_ASAN 0
+#endif
 
 struct CUstream_st {
   unsigned flags;
@@ -76,6 +84,7 @@ bool is_device(const void* p) {
 }
 
 std::string check_guards(uintptr_t base, const Alloc& a) {
+  if (DS_EMU_ASAN) return "";  // the guards are poisoned: ASan reports any access at once
   const unsigned char* lo = reinterpret_cast<const unsigned char*>(base) - kGuard;
   const unsigned char* hi = reinterpret_cast<const unsigned char*>(base) + a.bytes;
   for (size_t i = 0; i < kGuard; ++i) {
@@ -122,6 +131,9 @@ const DeviceModel& device_model() {
     else if (cc == "8.9") d = {"", 8, 9, 128, 101376, size_t(24) << 30};
     d.name = "detseg3d CUDA emulator (sm_" + std::to_string(d.major) + std::to_string(d.minor) + " on the CPU)";
     if (const char* mb = std::getenv("DETSEG3D_EMU_MEM_MB")) d.memory = size_t(std::atoll(mb)) << 20;
+    // Fewer SMs make kernels that size their grids by the SM count (split
+    // reductions) launch fewer blocks: faster to emulate, same code.
+    if (const char* sms = std::getenv("DETSEG3D_EMU_SMS")) d.sms = std::max(1, std::atoi(sms));
     return d;
   }();
   return m;
@@ -260,6 +272,10 @@ static cudaError_t alloc(void** p, size_t bytes, bool device) {
   std::memset(raw, kGuardByte, kGuard);
   std::memset(raw + kGuard, 0xff, n);
   std::memset(raw + kGuard + n, kGuardByte, kGuard);
+#if DS_EMU_ASAN
+  ASAN_POISON_MEMORY_REGION(raw, kGuard);
+  ASAN_POISON_MEMORY_REGION(raw + kGuard + n, kGuard);
+#endif
   *p = raw + kGuard;
   s.allocs[reinterpret_cast<uintptr_t>(*p)] = Alloc{n, device};
   if (device) s.device_bytes += n;
@@ -274,8 +290,12 @@ static cudaError_t release(void* p, bool device) {
     return err(cudaErrorInvalidValue, device ? "cudaFree of a pointer cudaMalloc did not return"
                                              : "cudaFreeHost of a pointer cudaHostAlloc did not return");
   std::string bad = device ? check_guards(it->first, it->second) : "";
-  if (device) s.device_bytes -= it->second.bytes;
+  const size_t it_bytes = it->second.bytes;
+  if (device) s.device_bytes -= it_bytes;
   s.allocs.erase(it);
+#if DS_EMU_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(static_cast<unsigned char*>(p) - kGuard, it_bytes + 2 * kGuard);
+#endif
   std::free(static_cast<unsigned char*>(p) - kGuard);
   if (!bad.empty()) {
     std::fprintf(stderr, "detseg3d CUDA emulator: cudaFree: out-of-bounds %s\n", bad.c_str());

@@ -25,6 +25,15 @@
 #if !defined(__x86_64__)
 #include <ucontext.h>
 #endif
+// -DDETSEG3D_EMU_ASAN=ON: AddressSanitizer follows the fiber switches, so
+// out-of-bounds reads of device and shared memory abort with a stack trace.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define DS_EMU_ASAN 1
+#else
+#define DS_EMU_ASAN 0
+#endif
 
 namespace detseg3d_emu {
 
@@ -33,7 +42,8 @@ thread_local ThreadState* t_cur = nullptr;
 namespace {
 
 // ---- fibers ------------------------------------------------------------------
-constexpr size_t kStack = size_t(256) << 10;  // per CUDA thread (kernels keep their register arrays here)
+// Per CUDA thread (kernels keep their register arrays here; ASan frames are larger).
+constexpr size_t kStack = size_t(DS_EMU_ASAN ? 1024 : 256) << 10;
 constexpr size_t kGuard = 4096;
 constexpr int kLaneBytes = 64;  // largest warp-collective deposit (mma: 40 bytes)
 
@@ -59,6 +69,7 @@ struct Fiber {
   int pred = 0;  // __syncthreads_or/count contribution
   std::vector<CpAsync> cp;
   long committed = 0;
+  void* asan_fake = nullptr;  // ASan's fake stack of this fiber while it is switched out
 };
 
 #if defined(__x86_64__)
@@ -103,6 +114,9 @@ struct Sched {
 #else
   ucontext_t sched_ctx;
 #endif
+  void* asan_fake = nullptr;           // the scheduler's, while a fiber runs
+  const void* sched_bottom = nullptr;  // the scheduler's stack, for switches back
+  size_t sched_size = 0;
 };
 thread_local Sched t_sched;
 
@@ -130,26 +144,49 @@ struct Grid {
   size_t smem = 0;
 };
 
-void fail(const std::string& msg) { throw KernelFault(msg); }
+[[noreturn]] void fail(const std::string& msg) { throw KernelFault(msg); }
 
-void yield_to_scheduler() {
-  Sched& s = t_sched;
-#if defined(__x86_64__)
-  ds_emu_switch(&s.running->sp, s.sched_sp);
+// ASan fiber annotations (no-ops without ASan): a switch starts on the
+// source stack and finishes on the destination.
+inline void asan_start(void** fake, const void* bottom, size_t size) {
+#if DS_EMU_ASAN
+  __sanitizer_start_switch_fiber(fake, bottom, size);
 #else
-  swapcontext(&s.running->ctx, &s.sched_ctx);
+  (void)fake, (void)bottom, (void)size;
 #endif
+}
+inline void asan_finish(void* fake, const void** bottom, size_t* size) {
+#if DS_EMU_ASAN
+  __sanitizer_finish_switch_fiber(fake, bottom, size);
+#else
+  (void)fake, (void)bottom, (void)size;
+#endif
+}
+
+// From the running fiber to the scheduler; `finished`: never resumed.
+void yield_to_scheduler(bool finished = false) {
+  Sched& s = t_sched;
+  Fiber& f = *s.running;
+  asan_start(finished ? nullptr : &f.asan_fake, s.sched_bottom, s.sched_size);
+#if defined(__x86_64__)
+  ds_emu_switch(&f.sp, s.sched_sp);
+#else
+  swapcontext(&f.ctx, &s.sched_ctx);
+#endif
+  asan_finish(f.asan_fake, &s.sched_bottom, &s.sched_size);
 }
 
 void run_fiber(Fiber& f) {
   Sched& s = t_sched;
   s.running = &f;
   t_cur = &f.ts;
+  asan_start(&s.asan_fake, f.stack, kStack);
 #if defined(__x86_64__)
   ds_emu_switch(&s.sched_sp, f.sp);
 #else
   swapcontext(&s.sched_ctx, &f.ctx);
 #endif
+  asan_finish(s.asan_fake, nullptr, nullptr);
   s.running = nullptr;
   t_cur = nullptr;
 }
@@ -173,6 +210,7 @@ void release_barrier(Grid& g) {
 
 void fiber_main() {
   Sched& s = t_sched;
+  asan_finish(nullptr, &s.sched_bottom, &s.sched_size);
   Grid& g = *s.grid;
   Fiber& f = *s.running;
   try {
@@ -189,7 +227,7 @@ void fiber_main() {
   g.live--;
   if (g.at_barrier > 0) g.exited_before_barrier = true;
   if (g.live > 0 && g.at_barrier == g.live) release_barrier(g);
-  yield_to_scheduler();
+  yield_to_scheduler(true);
   std::abort();  // a finished fiber is never resumed
 }
 
@@ -216,7 +254,11 @@ unsigned char* stack_at(size_t i) {
 }
 
 void init_fiber(Fiber& f, unsigned char* stack) {
+#if DS_EMU_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(stack, kStack);  // frames a failed grid abandoned
+#endif
   f.stack = stack;
+  f.asan_fake = nullptr;
   f.st = St::Ready;
   f.gen = 0;
   f.pred = 0;
@@ -278,6 +320,30 @@ void flush_cp_async(Fiber& f, long below_group) {
     }
   }
   f.cp.resize(keep);
+}
+
+// DETSEG3D_EMU_PROFILE=1: emulation time per kernel, printed at exit.
+struct Profile {
+  std::map<std::string, std::pair<double, long>> by_kernel;  // seconds, launches
+  ~Profile() {
+    if (by_kernel.empty()) return;
+    std::vector<std::pair<double, std::string>> rows;
+    for (auto& [k, v] : by_kernel) rows.push_back({v.first, k});
+    std::sort(rows.rbegin(), rows.rend());
+    std::fprintf(stderr, "detseg3d CUDA emulator: time per kernel (emulated, not GPU time)\n");
+    for (auto& [sec, k] : rows) std::fprintf(stderr, "  %10.3f s %8ld x  %s\n", sec, by_kernel[k].second, k.c_str());
+  }
+};
+Profile* profile() {
+  static Profile* p = [] {
+    const char* e = std::getenv("DETSEG3D_EMU_PROFILE");
+    return e && e[0] == '1' ? new Profile() : nullptr;
+  }();
+  return p;
+}
+void print_profile_at_exit() {
+  static bool once = [] { return std::atexit([] { delete profile(); }) == 0; }();
+  (void)once;
 }
 
 std::string dim_str(dim3 d) {
@@ -498,12 +564,16 @@ void run_grid(const Launch& l, const void* fn, Body& body) {
   Sched& s = t_sched;
   Grid* prev = s.grid;
   s.grid = &g;
+  const auto t0 = std::chrono::steady_clock::now();
   bool warned_exit = false;
   for (unsigned bz = 0; bz < l.grid.z && g.error.empty(); ++bz)
     for (unsigned by = 0; by < l.grid.y && g.error.empty(); ++by)
       for (unsigned bx = 0; bx < l.grid.x && g.error.empty(); ++bx) {
         // Shared memory starts as garbage (NaN bit patterns) in every block.
         std::memset(g_arena, 0xff, l.smem);
+#if DS_EMU_ASAN
+        ASAN_POISON_MEMORY_REGION(g_arena + l.smem, kArena - l.smem);  // beyond the launch's dynamic size
+#endif
         g.live = int(threads);
         g.at_barrier = 0;
         g.barrier_gen = 0;
@@ -546,6 +616,15 @@ void run_grid(const Launch& l, const void* fn, Body& body) {
           g.error += " [block (" + std::to_string(bx) + "," + std::to_string(by) + "," + std::to_string(bz) + ")]";
       }
   s.grid = prev;
+  if (Profile* p = profile()) {
+    print_profile_at_exit();
+    auto& e = p->by_kernel[l.name];
+    e.first += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    e.second++;
+  }
+#if DS_EMU_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(g_arena, kArena);
+#endif
   lk.unlock();
   if (!g.error.empty()) {
     kernel_failed(cfg + ": " + g.error);

@@ -13,6 +13,11 @@
 //                                 in the queue, and each bucket's collective
 //                                 issued before the later gradients are marked
 //                                 (i.e. while backward would still run).
+//   reducer_nccl_two_ranks        (2 GPUs + NCCL) two ranks as threads of this
+//                                 process, one GPU each: broadcast from rank 1,
+//                                 device-bucket gradients averaged across the
+//                                 ranks equal the CPU mean, and the overflow
+//                                 vote (max) sees one rank's flag.
 //   reducer_nccl_model_hook       (GPU + NCCL) a RetinaNet on cuda:0 feeding a
 //                                 device reducer from its gradient-ready hook
 //                                 (as distReducerAttachModel does), float16
@@ -158,19 +163,24 @@ std::vector<float> host(const Tensor& t) {
   return std::vector<float>(c.data<float>(), c.data<float>() + c.numel());
 }
 
-// A one-rank NCCL group on cuda:0, or a skip saying what is missing.
-std::shared_ptr<Backend> nccl_group_of_one() {
+// The NCCL version, or a skip saying what is missing (CUDA build, GPUs, NCCL).
+std::string nccl_or_skip(int gpus) {
   if (!nccl_compiled()) DS_SKIP("CPU build (NCCL needs a CUDA build)");
   if (!cuda::available()) DS_SKIP("no GPU (", cuda::unavailable_reason(), ")");
+  if (cuda::device_count() < gpus) DS_SKIP("needs ", gpus, " GPUs, this machine has ", cuda::device_count());
   const char* env = std::getenv("DETSEG3D_NCCL_PATH");
   struct stat st;
   if ((!env || !*env) && ::stat(kNcclWheel, &st) == 0) ::setenv("DETSEG3D_NCCL_PATH", kNcclWheel, 1);
-  std::string version;
   try {
-    version = nccl_version();
+    return nccl_version();
   } catch (const Error& e) {
     DS_SKIP("NCCL not found: ", e.what());
   }
+}
+
+// A one-rank NCCL group on cuda:0, or a skip saying what is missing.
+std::shared_ptr<Backend> nccl_group_of_one() {
+  const std::string version = nccl_or_skip(1);
   NcclOptions no;
   no.rank = 0;
   no.size = 1;
@@ -266,6 +276,69 @@ DS_TEST(reducer_nccl_device_buckets) {
   scale_on_stream(s.raw(), 1000, DType::Float32, 0.25, cuda::stream(0));
   for (float x : host(s)) DS_EXPECT(x == 0.75f, "scale kernel: ", x);
 #endif
+}
+
+DS_TEST(reducer_nccl_two_ranks) {
+  nccl_or_skip(2);
+  const NcclUniqueId id = nccl_unique_id();
+  const std::vector<int64_t> sizes{1000, 37, 2500, 700, 3000};
+  // Rank r's gradient i, element k.
+  auto value = [](int r, size_t i, int64_t k) { return float(r * 10 + int64_t(i)) + 0.125f * float(k % 29); };
+  std::string errors[2];
+  auto rank_main = [&](int r) {
+    try {
+      cuda::DeviceGuard guard(r);
+      const Device dev = Device::cuda(r);
+      NcclOptions no;
+      no.rank = r;
+      no.size = 2;
+      no.device = r;
+      no.id = id;
+      auto pg = make_nccl_backend(no);
+      DS_EXPECT(pg->device_index() == r, "rank ", r, " communicates on cuda:", pg->device_index());
+      // Broadcast from rank 1 (device memory).
+      Tensor b = Tensor::full({5}, double(r + 1), DType::Float32, dev);
+      pg->broadcast(b.raw(), 5 * sizeof(float), 1, 0, true);
+      pg->synchronize();
+      for (float x : host(b)) DS_EXPECT(x == 2.0f, "rank ", r, ": broadcast from rank 1 gave ", x);
+      // Averaged device buckets.
+      std::vector<Tensor> grads;
+      for (auto n : sizes) grads.push_back(Tensor::full({n}, -7.0, DType::Float32, dev));
+      ReducerOptions o;
+      o.bucket_bytes = 4096;
+      o.average = true;
+      o.device = dev;
+      Reducer red(pg, grads, o);
+      std::vector<Tensor> values(sizes.size());
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        Tensor c = Tensor::empty({sizes[i]}, DType::Float32);
+        for (int64_t k = 0; k < sizes[i]; ++k) c.data<float>()[k] = value(r, i, k);
+        values[i] = to_device(c, dev);
+      }
+      for (const auto& bucket : red.buckets())
+        for (int i : bucket) red.mark_ready(i, &values[size_t(i)]);
+      red.wait();
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        std::vector<float> got = host(grads[i]);
+        for (int64_t k = 0; k < sizes[i]; ++k) {
+          const float want = (value(0, i, k) + value(1, i, k)) / 2.0f;
+          DS_EXPECT(got[size_t(k)] == want, "rank ", r, " gradient ", i, " element ", k, ": ", got[size_t(k)],
+                    " != mean ", want);
+        }
+      }
+      // The overflow vote: only rank 0 saw inf.
+      Tensor flag = Tensor::full({1}, r == 0 ? 1.0 : 0.0, DType::Float32, dev);
+      pg->all_reduce(flag.raw(), 1, DType::Float32, ReduceOp::Max, 0, true);
+      pg->synchronize();
+      DS_EXPECT(host(flag)[0] == 1.0f, "rank ", r, ": the vote missed rank 0's overflow");
+    } catch (const Error& e) {
+      errors[r] = e.what();
+    }
+  };
+  std::thread t1(rank_main, 1);
+  rank_main(0);
+  t1.join();
+  DS_EXPECT(errors[0].empty() && errors[1].empty(), "rank 0: ", errors[0], "; rank 1: ", errors[1]);
 }
 
 namespace {

@@ -107,7 +107,7 @@ void cp_async_kernel(const float* src, float* out) {
   for (int i = 0; i < 4; ++i) out[4 * l + i] = f[4 * l + i];
 }
 
-void oob_kernel(float* p, int n) {
+[[maybe_unused]] void oob_kernel(float* p, int n) {
   if (threadIdx.x == 0) p[n] = 1.f;  // one past the end
 }
 void early_exit_shuffle_kernel(int* out) {
@@ -203,8 +203,10 @@ DS_TEST(emu_cp_async_copies_and_zero_fills) {
 
 DS_TEST(emu_reports_what_a_gpu_would_fault_on) {
   float* p = dev_alloc<float>(10);
+#if !defined(__SANITIZE_ADDRESS__)  // under ASan the write itself aborts, with its stack
   Launch("oob_kernel", 1, 32).kernel(oob_kernel)(p, 10);
   DS_EXPECT(cudaGetLastError() == cudaErrorIllegalAddress, "a write past the end must be reported");
+#endif
   int* q = dev_alloc<int>(32);
   Launch("early_exit_shuffle_kernel", 1, 32).kernel(early_exit_shuffle_kernel)(q);
   DS_EXPECT(cudaGetLastError() == cudaErrorLaunchFailure, "a full-mask shuffle with an exited lane must be reported");
