@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// `npm run test:emu`: every GPU test on the CPU emulator of native/emu, at
-// full size (slow: about 10 minutes on 2 cores, plus the builds):
-//   1. detseg3d_native_tests built with -DDETSEG3D_CUDA_EMU=ON (all parity sizes);
+// `npm run test:emu`: every GPU test on the CPU emulator of native/emu (about
+// 5 minutes of tests on 2 cores, plus the builds):
+//   1. detseg3d_native_tests built with -DDETSEG3D_CUDA_EMU=ON, as npm test runs it;
 //   2. the addon built the same way (DETSEG3D_CUDA=EMU, in build-emu), and the
 //      TypeScript GPU training test run against it.
 // Arguments are passed to detseg3d_native_tests (a test-name filter).
