@@ -29,4 +29,14 @@ void kernel_failed(const std::string& message);
 // After every grid: checks the guard bytes around every device allocation.
 void after_kernel(const std::string& config);
 
+// Per-warp scratch for collectives whose result one lane computes for all
+// (mma): valid for the generation `gen` of the warp's collectives.
+struct WarpScratch {
+  long gen = -1;
+  float mma[32][4];
+};
+WarpScratch& warp_scratch();
+// The generation of the warp collective the calling thread last completed.
+long warp_generation();
+
 }  // namespace detseg3d_emu

@@ -3,6 +3,7 @@
 // x86-64, by ucontext elsewhere) that give up the CPU at __syncthreads and at
 // warp collectives. Threads within a block run in a seeded random order so
 // that code relying on an order CUDA does not promise is likely to fail.
+// The tensor-core instructions built on the warp collectives are in ptx.cpp.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -19,7 +20,6 @@
 #include <string>
 #include <vector>
 
-#include "core/dtype.h"
 #include "emu_internal.h"
 
 #if !defined(__x86_64__)
@@ -125,8 +125,7 @@ struct WarpState {
   long gen = 0;
   size_t bytes = 0;
   unsigned char buf[2][32 * kLaneBytes];  // lane l's deposit at l * bytes
-  long mma_gen = -1;  // generation whose product mma holds
-  float mma[32][4];
+  WarpScratch scratch;
 };
 
 struct Grid {
@@ -441,79 +440,11 @@ void cp_async_wait(int pending) {
   flush_cp_async(f, f.committed - pending);
 }
 
-void ldmatrix(unsigned* regs, int count, unsigned addr, bool trans) {
-  if (count != 1 && count != 2 && count != 4) fail("ldmatrix: count must be 1, 2 or 4");
-  const unsigned* all = static_cast<const unsigned*>(warp_exchange(&addr, sizeof addr));
-  const int l = lane_id();
-  for (int j = 0; j < count; ++j) {
-    for (int r = 0; r < 8; ++r)
-      if (all[8 * j + r] % 16) fail("ldmatrix: row address not 16-byte aligned");
-    uint16_t lo, hi;
-    if (!trans) {
-      const unsigned char* row = shared_pointer(all[8 * j + l / 4], 16);
-      std::memcpy(&lo, row + 4 * (l % 4), 2);
-      std::memcpy(&hi, row + 4 * (l % 4) + 2, 2);
-    } else {
-      std::memcpy(&lo, shared_pointer(all[8 * j + 2 * (l % 4)], 16) + 2 * (l / 4), 2);
-      std::memcpy(&hi, shared_pointer(all[8 * j + 2 * (l % 4) + 1], 16) + 2 * (l / 4), 2);
-    }
-    regs[j] = unsigned(lo) | unsigned(hi) << 16;
-  }
+WarpScratch& warp_scratch() {
+  Grid& g = grid();
+  return g.warps[size_t(me().ts.linear >> 5)].scratch;
 }
-
-namespace {
-// 16-bit float -> float (exact); float16 through a table built once.
-float b16_to_float(uint16_t v, bool bf16) {
-  static const std::vector<float> half_table = [] {
-    std::vector<float> t(65536);
-    for (uint32_t i = 0; i < 65536; ++i) t[i] = ds::half_to_float(uint16_t(i));
-    return t;
-  }();
-  if (bf16) return ds::bf16_to_float(v);
-  return half_table[v];
-}
-}  // namespace
-
-void mma16816(float* d, const unsigned* a, unsigned b0, unsigned b1, bool bf16) {
-  struct Dep {
-    unsigned a[4], b[2];
-  } mine{{a[0], a[1], a[2], a[3]}, {b0, b1}};
-  const Dep* all = static_cast<const Dep*>(warp_exchange(&mine, sizeof mine));
-  Grid& gr = grid();
-  Fiber& f = me();
-  WarpState& w = gr.warps[size_t(f.ts.linear >> 5)];
-  // The first lane to resume computes the product for the whole warp.
-  if (w.mma_gen != f.gen) {
-    // A 16x16 row-major, B 16x8 (k x n); PTX fragment layouts for m16n8k16:
-    // lane = 4*group + t; a0..a3 = A[g][2t..], A[g+8][2t..], A[g][2t+8..], A[g+8][2t+8..];
-    // b0, b1 = B[2t..][g], B[2t+8..][g]; d = D[g][2t..], D[g+8][2t..].
-    float A[16][16], B[16][8];
-    for (int L = 0; L < 32; ++L) {
-      const int g = L >> 2, t = L & 3;
-      for (int h = 0; h < 2; ++h) {
-        auto half = [&](unsigned r) { return b16_to_float(uint16_t(r >> (16 * h)), bf16); };
-        A[g][2 * t + h] = half(all[L].a[0]);
-        A[g + 8][2 * t + h] = half(all[L].a[1]);
-        A[g][2 * t + 8 + h] = half(all[L].a[2]);
-        A[g + 8][2 * t + 8 + h] = half(all[L].a[3]);
-        B[2 * t + h][g] = half(all[L].b[0]);
-        B[2 * t + 8 + h][g] = half(all[L].b[1]);
-      }
-    }
-    for (int L = 0; L < 32; ++L) {
-      const int g = L >> 2, t = L & 3;
-      for (int i = 0; i < 4; ++i) {
-        const int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
-        float s = 0.f;  // products of 16-bit values are exact in float
-        for (int k = 0; k < 16; ++k) s += A[row][k] * B[k][col];
-        w.mma[L][i] = s;
-      }
-    }
-    w.mma_gen = f.gen;
-  }
-  const int l = f.ts.linear & 31;
-  for (int i = 0; i < 4; ++i) d[i] += w.mma[l][i];
-}
+long warp_generation() { return me().gen; }
 
 cudaError_t set_max_dynamic_smem(const void* fn, int bytes) {
   const DeviceModel& m = device_model();
@@ -578,7 +509,7 @@ void run_grid(const Launch& l, const void* fn, Body& body) {
         g.at_barrier = 0;
         g.barrier_gen = 0;
         g.exited_before_barrier = false;
-        for (WarpState& w : g.warps) w.arrived = 0, w.gen = 0, w.mma_gen = -1;
+        for (WarpState& w : g.warps) w.arrived = 0, w.gen = 0, w.scratch.gen = -1;
         for (unsigned t = 0; t < threads; ++t) {
           Fiber& f = g.fibers[t];
           init_fiber(f, stack_at(t));
