@@ -129,7 +129,6 @@ struct WarpState {
 };
 
 struct Grid {
-  const Launch* launch = nullptr;
   Body* body = nullptr;
   std::vector<Fiber> fibers;
   std::vector<WarpState> warps;
@@ -430,7 +429,7 @@ void cp_async16(unsigned dst, const void* src, bool valid) {
   CpAsync c{shared_pointer(dst, 16), static_cast<const unsigned char*>(src), valid ? 16 : 0, f.committed};
   f.cp.push_back(c);
   // The copy lands some time before the matching wait: either now or at the wait.
-  if (rng()() & 1) flush_cp_async(f, -1), (void)0;
+  if (rng()() & 1) flush_cp_async(f, -1);
 }
 
 void cp_async_commit() { me().committed++; }
@@ -461,7 +460,6 @@ cudaError_t set_max_dynamic_smem(const void* fn, int bytes) {
 
 // ---- launch -------------------------------------------------------------------
 void run_grid(const Launch& l, const void* fn, Body& body) {
-  const DeviceModel& m = device_model();
   const std::string cfg = std::string(l.name) + "<<<" + dim_str(l.grid) + ", " + dim_str(l.block) + ", " +
                           std::to_string(l.smem) + ">>>";
   const uint64_t threads = uint64_t(l.block.x) * l.block.y * l.block.z;
@@ -480,10 +478,7 @@ void run_grid(const Launch& l, const void* fn, Body& body) {
                                               std::to_string(limit) + " (cudaFuncSetAttribute)");
     return;
   }
-  (void)m;
-
   Grid g;
-  g.launch = &l;
   g.body = &body;
   g.nthreads = int(threads);
   g.smem = l.smem;
