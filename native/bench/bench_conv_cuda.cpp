@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bench/cudnn_conv.h"
+#include "bench/cuda_timing.h"
 #include "bench/harness.h"
 #include "core/cuda_runtime.h"
 #include "core/tensor.h"
@@ -44,21 +45,6 @@ Tensor rand_gpu(const Shape& s, DType dt, std::mt19937_64& r, float lo, float hi
   return t.to(kGpu).to(dt);
 }
 
-double time_ms(const std::function<void()>& fn, int reps) {
-  fn();  // warm-up (and the autotuner on the first call of a shape)
-  cuda::synchronize(0);
-  std::vector<double> ms;
-  for (int i = 0; i < reps; ++i) {
-    cuda::Event a(0), b(0);
-    a.record();
-    fn();
-    b.record();
-    b.synchronize();
-    ms.push_back(b.elapsed_ms(a));
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
 
 struct Problem {
   const char* name;
@@ -156,7 +142,7 @@ DS_BENCH(conv3d_cuda) {
           Conv3dGrads g{Tensor(), dw, Tensor()};
           conv3d_backward_into(x, w, dy, p, g);
         };
-        ours[ps] = time_ms(fn, reps);
+        ours[ps] = bench::cuda_median_ms(fn, reps);
         algos[ps] = conv3d_cuda_last_algo(cpass[ps]);
         theirs[ps] = -1;
         if (cudnn) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cuda_timing.h"
 #include "bench/harness.h"
 #include "core/cuda_runtime.h"
 #include "core/device_copy.h"
@@ -35,22 +36,6 @@ Tensor rand_gpu(const Shape& s, DType dt, std::mt19937_64& r, double lo = -1, do
   return t.to(dt).to(kGpu);
 }
 
-// Median milliseconds of fn over reps runs (after warm-up).
-double time_ms(const std::function<void()>& fn, int reps) {
-  for (int i = 0; i < 3; ++i) fn();
-  cuda::synchronize(0);
-  std::vector<double> ms;
-  for (int i = 0; i < reps; ++i) {
-    cuda::Event a(0), b(0);
-    a.record();
-    fn();
-    b.record();
-    b.synchronize();
-    ms.push_back(b.elapsed_ms(a));
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
 
 struct Row {
   std::string op, dtype, shape;
@@ -74,12 +59,12 @@ DS_BENCH(cuda_ops) {
   // Ceiling: device-to-device copy of 256 MiB (read + write).
   const int64_t big = int64_t(64) << 20;
   Tensor src = Tensor::zeros({big}, DType::Float32, kGpu), dst = Tensor::empty({big}, DType::Float32, kGpu);
-  const double copy_ms = time_ms([&] { dst.copy_from(src); }, reps);
+  const double copy_ms = bench::cuda_median_ms([&] { dst.copy_from(src); }, reps, 3);
   const double copy_gbps = 2.0 * double(big) * 4 / (copy_ms * 1e6);
   rows.push_back({"d2d copy (ceiling)", "float32", shape_of({big}), copy_ms, copy_gbps, 100.0});
 
   auto add_row = [&](const std::string& op, DType dt, const Shape& s, double bytes, const std::function<void()>& fn) {
-    const double ms = time_ms(fn, reps);
+    const double ms = bench::cuda_median_ms(fn, reps, 3);
     const double gbps = bytes / (ms * 1e6);
     rows.push_back({op, dtype_name(dt), shape_of(s), ms, gbps, 100.0 * gbps / copy_gbps});
   };

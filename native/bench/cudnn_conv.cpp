@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "bench/cuda_timing.h"
 #include "core/cuda_runtime.h"
 
 namespace ds::bench {
@@ -242,20 +243,9 @@ double CudnnConv::time_pass(CudnnPass pass, const Tensor& a, const Tensor& b, Te
       r = A.bwd_filter(handle_, alpha, xd, x.raw(), yd, y.raw(), cd, algo, ws.raw(), used, beta, wd, out.raw());
     check(r, "convolution");
   };
-  run();
-  cuda::synchronize(dev);
-  std::vector<double> ms;
-  for (int i = 0; i < reps; ++i) {
-    cuda::Event e0(dev), e1(dev);
-    e0.record();
-    run();
-    e1.record();
-    e1.synchronize();
-    ms.push_back(e1.elapsed_ms(e0));
-  }
-  std::sort(ms.begin(), ms.end());
+  const double median = cuda_median_ms(run, reps, 1, dev);
   if (note) *note = "algo " + std::to_string(algo);
-  return ms[ms.size() / 2];
+  return median;
 }
 
 }  // namespace ds::bench

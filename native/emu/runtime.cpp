@@ -101,7 +101,10 @@ std::string check_guards(uintptr_t base, const Alloc& a) {
 cudaError_t copy_check(void* dst, const void* src, size_t n, cudaMemcpyKind k, const char* what) {
   if (n == 0) return cudaSuccess;
   std::lock_guard<std::mutex> lk(st().mu);
-  auto in_device = [&](const void* p) { return find(p, n, nullptr) && find(p, n, nullptr)->device; };
+  auto in_device = [&](const void* p) {
+    const Alloc* a = find(p, n, nullptr);
+    return a && a->device;
+  };
   const bool dd = in_device(dst), sd = in_device(src);
   const bool want_dd = k == cudaMemcpyHostToDevice || k == cudaMemcpyDeviceToDevice;
   const bool want_sd = k == cudaMemcpyDeviceToHost || k == cudaMemcpyDeviceToDevice;

@@ -250,6 +250,24 @@ __device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const uns
 #endif
 }
 
+// A warp's MI x NI tile of mma16816: acc[i][j] += af[i] * bfr[j].
+template <class T, int MI, int NI>
+__device__ __forceinline__ void mma_tile(float (&acc)[MI][NI][4], const unsigned (&af)[MI][4],
+                                         const unsigned (&bfr)[NI][2]) {
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j) mma16816<T>(acc[i][j], af[i], bfr[j][0], bfr[j][1]);
+}
+// Splits an ldmatrix x4 result into the B fragments of columns 2*j2 and 2*j2+1.
+template <int NI>
+__device__ __forceinline__ void split_b_x4(unsigned (&bfr)[NI][2], int j2, const unsigned (&t4)[4]) {
+  bfr[2 * j2][0] = t4[0];
+  bfr[2 * j2][1] = t4[1];
+  bfr[2 * j2 + 1][0] = t4[2];
+  bfr[2 * j2 + 1][1] = t4[3];
+}
+
 // Stores one 16x8 accumulator fragment (rows row0 + lane/4 and +8, columns
 // col0 + 2*(lane%4) and +1) of a [rows x cols] row-major output through the epilogue.
 template <class T>

@@ -182,15 +182,9 @@ __global__ void __launch_bounds__(WM* WN * 32, (BM * BN >= 128 * 128) ? 2 : 1)
         const int c = ks * 16 + ((lane >> 3) & 1) * 8;
         unsigned t4[4];
         ldsm_x4(t4, smem_addr(bs + r * LDS + c));
-        bfr[2 * j2][0] = t4[0];
-        bfr[2 * j2][1] = t4[1];
-        bfr[2 * j2 + 1][0] = t4[2];
-        bfr[2 * j2 + 1][1] = t4[3];
+        split_b_x4(bfr, j2, t4);
       }
-#pragma unroll
-      for (int i = 0; i < S::kMI; ++i)
-#pragma unroll
-        for (int j = 0; j < S::kNI; ++j) mma16816<T>(acc[i][j], af[i], bfr[j][0], bfr[j][1]);
+      mma_tile<T>(acc, af, bfr);
     }
   }
   cp_async_wait<0>();

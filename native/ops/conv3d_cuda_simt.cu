@@ -41,6 +41,32 @@ struct KWalk {
   }
 };
 
+// The 8x8 outer-product micro-kernel of both SIMT kernels: thread (ty, tx)
+// accumulates rows ty*8.. of As times columns tx*8.. of Bs over one SK step.
+template <class A>
+__device__ __forceinline__ void zero_tile(A (&acc)[8][8]) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[i][j] = A(0);
+}
+template <class A>
+__device__ __forceinline__ void tile_fma(const A (&As)[SK][SP], const A (&Bs)[SK][SP], int ty, int tx,
+                                         A (&acc)[8][8]) {
+#pragma unroll 4
+  for (int kk = 0; kk < SK; ++kk) {
+    A av[8], bv[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) av[i] = As[kk][ty * 8 + i];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) bv[j] = Bs[kk][tx * 8 + j];
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc[i][j] += av[i] * bv[j];
+  }
+}
+
 // out[rows, cols] = A(rows, K) B(cols, K)^T; forward (A = x, B = w) or grad input (A = dy, B = WT).
 template <class T, bool kDgrad>
 __global__ void __launch_bounds__(ST) simt_fwd_dgrad_kernel(Geo g, const T* __restrict__ a, const T* __restrict__ b,
@@ -63,10 +89,7 @@ __global__ void __launch_bounds__(ST) simt_fwd_dgrad_kernel(Geo g, const T* __re
   KWalk kw{lk, 0, 0, 0};
   kw.add(g, Cg, 0);
   A acc[8][8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i)
-#pragma unroll
-    for (int j = 0; j < 8; ++j) acc[i][j] = A(0);
+  zero_tile(acc);
   for (int k0 = 0; k0 < K; k0 += SK) {
     KWalk w = kw;
 #pragma unroll
@@ -84,18 +107,7 @@ __global__ void __launch_bounds__(ST) simt_fwd_dgrad_kernel(Geo g, const T* __re
     }
     kw.add(g, Cg, SK);
     __syncthreads();
-#pragma unroll 4
-    for (int kk = 0; kk < SK; ++kk) {
-      A av[8], bv[8];
-#pragma unroll
-      for (int i = 0; i < 8; ++i) av[i] = As[kk][ty * 8 + i];
-#pragma unroll
-      for (int j = 0; j < 8; ++j) bv[j] = Bs[kk][tx * 8 + j];
-#pragma unroll
-      for (int i = 0; i < 8; ++i)
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc[i][j] += av[i] * bv[j];
-    }
+    tile_fma(As, Bs, ty, tx, acc);
     __syncthreads();
   }
 #pragma unroll
@@ -128,10 +140,7 @@ __global__ void __launch_bounds__(ST) simt_wgrad_kernel(Geo g, const T* __restri
   KWalk k_start{kb0 + lc, 0, 0, 0};
   k_start.add(g, g.Ci, 0);
   A acc[8][8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i)
-#pragma unroll
-    for (int j = 0; j < 8; ++j) acc[i][j] = A(0);
+  zero_tile(acc);
   for (int64_t r0 = r_begin; r0 < r_end; r0 += SK) {
     const int64_t r = r0 + lr;
     const Row row = make_row<false>(g, r, r_end);
@@ -150,18 +159,7 @@ __global__ void __launch_bounds__(ST) simt_wgrad_kernel(Geo g, const T* __restri
       if (e8 < 7) w.add(g, g.Ci, 1);
     }
     __syncthreads();
-#pragma unroll 4
-    for (int kk = 0; kk < SK; ++kk) {
-      A av[8], bv[8];
-#pragma unroll
-      for (int i = 0; i < 8; ++i) av[i] = As[kk][ty * 8 + i];
-#pragma unroll
-      for (int j = 0; j < 8; ++j) bv[j] = Bs[kk][tx * 8 + j];
-#pragma unroll
-      for (int i = 0; i < 8; ++i)
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc[i][j] += av[i] * bv[j];
-    }
+    tile_fma(As, Bs, ty, tx, acc);
     __syncthreads();
   }
   A* p = part + int64_t(blockIdx.z) * g.Co * K;

@@ -127,15 +127,9 @@ __global__ void __launch_bounds__(256) stem_fwd_kernel(Geo g, const T* __restric
         unsigned t4[4];
         ldsm_x4(t4, smem_addr(Bs + (wn * 32 + j2 * 16 + (lane & 7) + (lane >> 4) * 8) * kLK + ks * 16 +
                               ((lane >> 3) & 1) * 8));
-        bfr[2 * j2][0] = t4[0];
-        bfr[2 * j2][1] = t4[1];
-        bfr[2 * j2 + 1][0] = t4[2];
-        bfr[2 * j2 + 1][1] = t4[3];
+        split_b_x4(bfr, j2, t4);
       }
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) mma16816<T>(acc[i][j], af[i], bfr[j][0], bfr[j][1]);
+      mma_tile<T>(acc, af, bfr);
     }
 #pragma unroll
     for (int i = 0; i < 2; ++i)
